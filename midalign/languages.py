@@ -1,0 +1,157 @@
+"""Language codes: FLORES-style `xxx_Scrp` codes are canonical; aliases resolve against what a corpus has.
+
+A corpus (FLORES+, the bundled UDHR, a local folder) names its languages `iso639-3_Script`, sometimes with a
+variant suffix (`por_Latn_PT`). Users type `de`, `deu`, `zh`, `zh-Hant`, `pt`: those resolve to the one code of
+the corpus that means the same language, or fail with the closest valid codes.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import langcodes
+
+from midalign.errors import MidalignError
+
+CODE_PATTERN = re.compile(r"^(?P<lang>[a-z]{2,3})_(?P<script>[A-Z][a-z]{3})(?:_(?P<variant>\w+))?$")
+
+# ISO 639-3 macrolanguages and the individual languages FLORES-style corpora use for them. `zh` -> `zho`
+# (macrolanguage) must find `cmn_Hans` in FLORES+ and `zho_Hans` in FLORES-200, so both sides are searched.
+MACROLANGUAGE_MEMBERS: dict[str, tuple[str, ...]] = {
+    "zho": ("cmn", "yue", "wuu", "hak", "nan"),
+    "ara": ("arb", "ary", "arz", "acm", "apc", "ajp", "aeb", "ars", "acq"),
+    "fas": ("pes", "prs"),
+    "msa": ("zsm", "ind"),
+    "swa": ("swh", "swc"),
+    "est": ("ekk",),
+    "lav": ("lvs",),
+    "uzb": ("uzn", "uzs"),
+    "aze": ("azj", "azb"),
+    "mon": ("khk",),
+    "ori": ("ory",),
+    "pus": ("pbt",),
+    "nep": ("npi",),
+    "kur": ("kmr", "ckb"),
+    "que": ("quy", "quz"),
+    "yid": ("ydd",),
+    "sqi": ("als",),
+    "grn": ("gug",),
+    "nor": ("nob", "nno"),
+    "kon": ("ktu", "kng"),
+    "orm": ("gaz",),
+    "kau": ("knc",),
+    "mlg": ("plt",),
+    "aym": ("ayr",),
+    "ful": ("fuv", "fuf"),
+    "din": ("dik",),
+    "kok": ("gom",),
+    "hbs": ("srp", "hrv", "bos"),
+    "lah": ("pnb",),
+    "fil": ("tgl",),
+    "tgl": ("fil",),
+}
+
+
+class UnknownLanguageError(MidalignError, ValueError):
+    """A language code that the corpus does not have (the message lists the closest valid codes)."""
+
+
+@dataclass(frozen=True)
+class LanguageInfo:
+    """What we know about one language code; empty strings where unknown."""
+
+    code: str
+    name: str
+    iso_639_3: str
+    script: str
+    family: str = ""
+    resource_level: str = ""
+
+
+def split_code(code: str) -> tuple[str, str, str]:
+    """Split a canonical code into (ISO 639-3, script, variant); raise on a non-canonical one."""
+    match = CODE_PATTERN.match(code)
+    if match is None:
+        raise UnknownLanguageError(f"{code!r} is not a FLORES-style code like 'eng_Latn'")
+    return match["lang"], match["script"], match["variant"] or ""
+
+
+@functools.cache
+def _metadata_table() -> dict[str, LanguageInfo]:
+    path = resources.files("midalign") / "data" / "languages.csv"
+    if not path.is_file():
+        return {}
+    with path.open(encoding="utf-8") as handle:
+        return {row["code"]: LanguageInfo(**row) for row in csv.DictReader(handle)}
+
+
+def language_info(code: str) -> LanguageInfo:
+    """Metadata for a canonical code: from the bundled table where known, else derived from the code."""
+    table = _metadata_table()
+    if code in table:
+        return table[code]
+    lang, script, variant = split_code(code)
+    base = table.get(f"{lang}_{script}")
+    if base is not None:  # a variant inherits its base language's facts
+        return LanguageInfo(code, f"{base.name} ({variant})", lang, script, base.family, base.resource_level)
+    name = langcodes.Language.get(lang).display_name()
+    return LanguageInfo(code, name, lang, script)
+
+
+def _alias_candidates(alias: str) -> tuple[set[str], str | None]:
+    """ISO 639-3 codes an alias may mean, and the script it names or implies (None if unknown)."""
+    parts = re.split(r"[-_]", alias.strip())
+    try:
+        tag = langcodes.Language.get("-".join(parts[:2] if len(parts) > 1 and len(parts[1]) == 4 else parts[:1]))
+    except (langcodes.tag_parser.LanguageTagError, ValueError):
+        return set(), None
+    if tag.language is None:
+        return set(), None
+    alpha3 = tag.to_alpha3()
+    candidates = {alpha3, *MACROLANGUAGE_MEMBERS.get(alpha3, ())}
+    for macro, members in MACROLANGUAGE_MEMBERS.items():
+        if alpha3 in members:
+            candidates.add(macro)
+    script = tag.script or tag.maximize().script
+    return candidates, script
+
+
+def resolve_language(alias: str, available: Sequence[str]) -> str:
+    """Resolve one user-typed code to the code the corpus uses for that language."""
+    if alias in available:
+        return alias
+    by_lower = {code.lower(): code for code in available}
+    if alias.lower() in by_lower:
+        return by_lower[alias.lower()]
+    candidates, script = _alias_candidates(alias)
+    matches = [code for code in available if CODE_PATTERN.match(code) and split_code(code)[0] in candidates]
+    if len(matches) > 1 and script is not None:  # prefer the language's usual script and no variant suffix
+        preferred = [code for code in matches if split_code(code)[1] == script]
+        matches = preferred or matches
+    if len(matches) > 1:
+        plain = [code for code in matches if not split_code(code)[2]]
+        matches = plain if len(plain) == 1 else matches
+    if len(matches) > 1:
+        individual = [code for code in matches if split_code(code)[0] not in MACROLANGUAGE_MEMBERS]
+        matches = individual if len(individual) == 1 else matches
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UnknownLanguageError(f"{alias!r} is ambiguous in this corpus: {', '.join(sorted(matches))}")
+    close = difflib.get_close_matches(alias, list(available), n=5, cutoff=0.5)
+    hint = f"; closest valid codes: {', '.join(close)}" if close else ""
+    raise UnknownLanguageError(f"unknown language {alias!r} ({len(available)} languages available){hint}")
+
+
+def resolve_languages(aliases: Iterable[str], available: Sequence[str]) -> list[str]:
+    """Resolve every alias; duplicates (e.g. `de` and `deu_Latn`) are kept once, in first-seen order."""
+    resolved: dict[str, None] = {}
+    for alias in aliases:
+        resolved[resolve_language(alias, available)] = None
+    return list(resolved)
