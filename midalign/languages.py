@@ -104,22 +104,21 @@ def language_info(code: str) -> LanguageInfo:
     return LanguageInfo(code, name, lang, script)
 
 
-def _alias_candidates(alias: str) -> tuple[set[str], str | None]:
-    """ISO 639-3 codes an alias may mean, and the script it names or implies (None if unknown)."""
+def _alias_candidates(alias: str) -> tuple[list[str], str | None, str | None]:
+    """ISO 639-3 codes an alias may mean (most likely first), and the script it names / implies."""
     parts = re.split(r"[-_]", alias.strip())
+    with_script = len(parts) > 1 and len(parts[1]) == 4
     try:
-        tag = langcodes.Language.get("-".join(parts[:2] if len(parts) > 1 and len(parts[1]) == 4 else parts[:1]))
-    except (langcodes.tag_parser.LanguageTagError, ValueError):
-        return set(), None
-    if tag.language is None:
-        return set(), None
-    alpha3 = tag.to_alpha3()
-    candidates = {alpha3, *MACROLANGUAGE_MEMBERS.get(alpha3, ())}
-    for macro, members in MACROLANGUAGE_MEMBERS.items():
-        if alpha3 in members:
-            candidates.add(macro)
-    script = tag.script or tag.maximize().script
-    return candidates, script
+        tag = langcodes.Language.get("-".join(parts[:2] if with_script else parts[:1]))
+        alpha3 = tag.to_alpha3() if tag.language else None
+    except (langcodes.tag_parser.LanguageTagError, LookupError, ValueError):
+        return [], None, None
+    if alpha3 is None:
+        return [], None, None
+    # The macrolanguage's main member first (zh -> cmn), then the others, then the macrolanguage itself.
+    candidates = [alpha3, *MACROLANGUAGE_MEMBERS.get(alpha3, ())]
+    candidates += [macro for macro, members in MACROLANGUAGE_MEMBERS.items() if alpha3 in members]
+    return list(dict.fromkeys(candidates)), tag.script, tag.maximize().script
 
 
 def resolve_language(alias: str, available: Sequence[str]) -> str:
@@ -129,21 +128,26 @@ def resolve_language(alias: str, available: Sequence[str]) -> str:
     by_lower = {code.lower(): code for code in available}
     if alias.lower() in by_lower:
         return by_lower[alias.lower()]
-    candidates, script = _alias_candidates(alias)
+    candidates, named_script, likely_script = _alias_candidates(alias)
     matches = [code for code in available if CODE_PATTERN.match(code) and split_code(code)[0] in candidates]
-    if len(matches) > 1 and script is not None:  # prefer the language's usual script and no variant suffix
-        preferred = [code for code in matches if split_code(code)[1] == script]
-        matches = preferred or matches
-    if len(matches) > 1:
-        plain = [code for code in matches if not split_code(code)[2]]
-        matches = plain if len(plain) == 1 else matches
-    if len(matches) > 1:
-        individual = [code for code in matches if split_code(code)[0] not in MACROLANGUAGE_MEMBERS]
-        matches = individual if len(individual) == 1 else matches
-    if len(matches) == 1:
+    if named_script is not None:  # a script the user typed must match; a wrong one is an error, not a hint
+        matches = [code for code in matches if split_code(code)[1] == named_script]
+    elif any(split_code(code)[1] == likely_script for code in matches):
+        matches = [code for code in matches if split_code(code)[1] == likely_script]
+
+    parts = re.split(r"[-_]", alias.strip())
+    wanted_variant = parts[-1] if len(parts) > (2 if named_script else 1) else None  # pt-PT -> por_Latn_PT
+
+    def rank(code: str) -> tuple[int, int]:
+        lang, _, variant = split_code(code)
+        return candidates.index(lang), 0 if variant == wanted_variant else 1 if not variant else 2
+
+    matches.sort(key=rank)
+    if len(matches) == 1 or (len(matches) > 1 and rank(matches[0]) < rank(matches[1])):
         return matches[0]
-    if len(matches) > 1:
-        raise UnknownLanguageError(f"{alias!r} is ambiguous in this corpus: {', '.join(sorted(matches))}")
+    if matches:
+        tied = sorted(code for code in matches if rank(code) == rank(matches[0]))
+        raise UnknownLanguageError(f"{alias!r} is ambiguous in this corpus: {', '.join(tied)}")
     close = difflib.get_close_matches(alias, list(available), n=5, cutoff=0.5)
     hint = f"; closest valid codes: {', '.join(close)}" if close else ""
     raise UnknownLanguageError(f"unknown language {alias!r} ({len(available)} languages available){hint}")
@@ -155,3 +159,17 @@ def resolve_languages(aliases: Iterable[str], available: Sequence[str]) -> list[
     for alias in aliases:
         resolved[resolve_language(alias, available)] = None
     return list(resolved)
+
+
+# Named language sets for `--langs`. udhr48: 48 languages of the bundled UDHR (2256 directed pairs) spanning
+# 17 scripts, high- to low-resource, chosen so most also exist in FLORES+ under the same code.
+PRESETS: dict[str, list[str]] = {
+    "udhr48": [
+        "eng_Latn", "deu_Latn", "fra_Latn", "spa_Latn", "por_Latn", "ita_Latn", "nld_Latn", "pol_Latn",
+        "ces_Latn", "swe_Latn", "fin_Latn", "hun_Latn", "ron_Latn", "tur_Latn", "vie_Latn", "ind_Latn",
+        "eus_Latn", "cym_Latn", "swh_Latn", "yor_Latn", "hau_Latn", "zul_Latn", "quy_Latn", "tgl_Latn",
+        "rus_Cyrl", "ukr_Cyrl", "bul_Cyrl", "kaz_Cyrl", "ell_Grek", "arb_Arab", "pes_Arab", "urd_Arab",
+        "heb_Hebr", "hin_Deva", "mar_Deva", "npi_Deva", "ben_Beng", "tam_Taml", "tel_Telu", "mal_Mlym",
+        "cmn_Hans", "jpn_Jpan", "kor_Hang", "tha_Thai", "mya_Mymr", "kat_Geor", "hye_Armn", "amh_Ethi",
+    ],
+}  # fmt: skip

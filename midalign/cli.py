@@ -1,0 +1,85 @@
+"""What every command shares: dataclass configs parsed by HfArgumentParser, logging, the resolved config file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from transformers import HfArgumentParser
+
+from midalign.errors import MidalignError
+
+Config = TypeVar("Config")
+
+
+def parse_config(config_class: type[Config], argv: Sequence[str] | None, prog: str) -> Config:
+    """Parse argv into the config dataclass; its field `help` metadata becomes `--help`."""
+    parser = HfArgumentParser(config_class, prog=prog, description=(config_class.__doc__ or "").strip())
+    (config,) = parser.parse_args_into_dataclasses(
+        args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
+    )
+    return config
+
+
+def setup_logging(level: str | None = None) -> None:
+    """Log to stderr at INFO (or $MIDALIGN_LOG_LEVEL); keep the libraries' chatter at WARNING."""
+    logging.basicConfig(
+        level=(level or os.environ.get("MIDALIGN_LOG_LEVEL", "INFO")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("datasets", "transformers", "urllib3", "filelock", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def prepare_output_dir(path: str | os.PathLike) -> Path:
+    """Create the output folder or fail clearly before any long work starts."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise MidalignError(f"cannot write to output directory {str(out)!r}: {error.strerror or error}") from error
+    return out
+
+
+def write_config(out: Path, config: Any, **resolved: Any) -> Path:
+    """Write `config.json`: the config as given plus what was resolved at run time and the software versions."""
+    import torch
+    import transformers
+
+    from midalign import __version__
+
+    payload = {
+        **dataclasses.asdict(config),
+        "resolved": resolved,
+        "versions": {
+            "midalign": __version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    path = out / "config.json"
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path
+
+
+def run_main(entry: Any, argv: Sequence[str] | None) -> int:
+    """Run a command's body, turning midalign's own errors into one clear line and exit status 2."""
+    setup_logging()
+    try:
+        entry(argv)
+    except MidalignError as error:
+        logging.getLogger("midalign").error("%s", error)
+        return 2
+    return 0

@@ -1,0 +1,151 @@
+"""Extraction: one forward per length-sorted batch yields every requested layer's pooled sentence vectors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from midalign.cache import CacheKey, StateCache
+from midalign.data import ParallelCorpus
+from midalign.errors import MidalignError
+from midalign.representations import Pooling, forward_layers, num_layers, pool
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteStatesError(MidalignError):
+    """The model produced NaN or inf hidden states (often fp16 overflow)."""
+
+
+@dataclass
+class Tokenized:
+    """Token ids per sentence (unpadded) and, when pooling needs it, their special-token masks."""
+
+    input_ids: list[list[int]]
+    special_tokens_mask: list[list[int]] | None
+
+    @property
+    def n_tokens(self) -> int:
+        """Total real tokens over all sentences."""
+        return sum(len(ids) for ids in self.input_ids)
+
+
+def tokenize(
+    tokenizer: PreTrainedTokenizerBase, sentences: Sequence[str], max_length: int, pooling: Pooling, name: str = ""
+) -> Tokenized:
+    """Tokenize raw sentences (no chat template, special tokens added as the paper's code does)."""
+    need_special = pooling == "mean_no_special"
+    encoded = tokenizer(list(sentences), return_special_tokens_mask=need_special, truncation=False)
+    too_long = [i for i, ids in enumerate(encoded["input_ids"]) if len(ids) > max_length]
+    if too_long:
+        logger.warning(
+            "%s: %d sentence(s) longer than max_length=%d tokens are truncated (first: #%d)",
+            name,
+            len(too_long),
+            max_length,
+            too_long[0],
+        )
+        encoded = tokenizer(
+            list(sentences), return_special_tokens_mask=need_special, truncation=True, max_length=max_length
+        )
+    return Tokenized(encoded["input_ids"], encoded["special_tokens_mask"] if need_special else None)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Row indices grouped so each batch holds sentences of similar length (little padding), longest first."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+@torch.inference_mode()
+def extract_states(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tokenized: Tokenized,
+    layers: Sequence[int],
+    pooling: Pooling = "mean",
+    batch_size: int = 32,
+    progress: tqdm | None = None,
+    name: str = "",
+) -> np.ndarray:
+    """Pooled states [n_sentences, len(layers), hidden] in float32, rows in input order."""
+    device = next(model.parameters()).device
+    n_sentences = len(tokenized.input_ids)
+    hidden_size = model.config.get_text_config().hidden_size
+    states = np.empty((n_sentences, len(layers), hidden_size), dtype=np.float32)
+    for rows in length_sorted_batches([len(ids) for ids in tokenized.input_ids], batch_size):
+        batch = tokenizer.pad({"input_ids": [tokenized.input_ids[i] for i in rows]}, return_tensors="pt")
+        input_ids = batch["input_ids"].to(device)  # [B, T]
+        attention_mask = batch["attention_mask"].to(device)  # [B, T]
+        special = None
+        if tokenized.special_tokens_mask is not None:
+            special = tokenizer.pad(
+                {"input_ids": [tokenized.special_tokens_mask[i] for i in rows]}, return_tensors="pt"
+            )["input_ids"].to(device)  # [B, T]; padded positions are masked out by attention_mask anyway
+
+        def pool_batch(hidden: torch.Tensor, mask: torch.Tensor = attention_mask, spec=special) -> torch.Tensor:
+            return pool(hidden, mask, pooling, spec)  # [B, H]
+
+        pooled = forward_layers(model, input_ids, attention_mask, layers, transform=pool_batch)
+        block = torch.stack([pooled[layer] for layer in layers], dim=1).float().cpu().numpy()  # [B, n_layers, H]
+        if not np.isfinite(block).all():
+            bad_layer = layers[int(np.nonzero(~np.isfinite(block).all(axis=(0, 2)))[0][0])]
+            raise NonFiniteStatesError(
+                f"{name}: non-finite hidden states at layer {bad_layer}; if the model runs in fp16, try --dtype "
+                "bf16 or fp32"
+            )
+        states[rows] = block
+        if progress is not None:
+            progress.update(int(attention_mask.sum()))
+    return states
+
+
+def extract_corpus(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    corpus: ParallelCorpus,
+    cache: StateCache,
+    model_id: str,
+    dtype: str,
+    pooling: Pooling = "mean",
+    max_length: int = 512,
+    batch_size: int = 32,
+    overwrite: bool = False,
+) -> dict[str, np.ndarray]:
+    """States [n_sentences, L + 1, hidden] for every corpus language, reusing valid cache entries."""
+    layers = list(range(num_layers(model) + 1))
+    keys = {
+        lang: CacheKey(
+            model_id, dtype, pooling, max_length, corpus.source, corpus.split, lang, len(corpus.ids), corpus.ids_hash()
+        )
+        for lang in corpus.languages
+    }
+    results: dict[str, np.ndarray] = {}
+    if not overwrite:
+        for lang, key in keys.items():
+            cached = cache.load(key)
+            if cached is not None:
+                results[lang] = cached
+    todo = [lang for lang in corpus.languages if lang not in results]
+    logger.info("states: %d languages cached, %d to compute", len(results), len(todo))
+    if not todo:
+        return {lang: results[lang] for lang in corpus.languages}
+    tokenized = {lang: tokenize(tokenizer, corpus.sentences[lang], max_length, pooling, lang) for lang in todo}
+    total = sum(tok.n_tokens for tok in tokenized.values())
+    start = time.perf_counter()
+    with tqdm(total=total, unit="tok", unit_scale=True, desc="extract", dynamic_ncols=True) as progress:
+        for lang in todo:
+            progress.set_postfix_str(lang)
+            states = extract_states(model, tokenizer, tokenized[lang], layers, pooling, batch_size, progress, lang)
+            cache.save(keys[lang], states)  # saved per language, so an interrupted run resumes here
+            results[lang] = cache.load(keys[lang], verify=False)
+    elapsed = time.perf_counter() - start
+    logger.info("extracted %d tokens in %.1f s (%.0f tok/s)", total, elapsed, total / max(elapsed, 1e-9))
+    return {lang: results[lang] for lang in corpus.languages}

@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny randomly initialised models built from configs, and a FLORES+-layout corpus folder."""
+
+from __future__ import annotations
+
+import os
+
+# Before any Hugging Face import: a hub id must fail at once, not after ~20 s of retries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import FLORES_LIKE, save_tiny_model, write_flores_layout
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-block Llama with a byte-level BPE tokenizer, saved as a local HF folder."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same, as a 4-block Gemma 3 (the embedded default's architecture)."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-gemma"), "gemma3")
+
+
+@pytest.fixture(scope="session")
+def flores_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A FLORES+-layout folder the loader has never seen: other domain, dev and devtest splits."""
+    root = tmp_path_factory.mktemp("flores-like")
+    write_flores_layout(root, FLORES_LIKE, splits={"dev": range(0, 12), "devtest": range(12, 30)})
+    return root

@@ -1,0 +1,112 @@
+"""Builders for test inputs: tiny models from configs and corpora in FLORES+ layout."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import (
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
+# A travel-phrase domain (unlike UDHR's legal text), four languages in three scripts; {n} is a number.
+_TEMPLATES = {
+    "eng_Latn": "The train to the coast leaves at {n} o'clock from platform {m}.",
+    "deu_Latn": "Der Zug an die Küste fährt um {n} Uhr von Gleis {m} ab.",
+    "fra_Latn": "Le train pour la côte part à {n} heures du quai {m}.",
+    "rus_Cyrl": "Поезд к побережью отправляется в {n} часов с платформы {m}.",
+    "ell_Grek": "Το τρένο για την ακτή φεύγει στις {n} από την αποβάθρα {m}.",
+}
+FLORES_LIKE: dict[str, list[str]] = {
+    lang: [template.format(n=i % 24, m=i) for i in range(30)] for lang, template in _TEMPLATES.items()
+}
+
+
+def write_flores_layout(
+    root: Path, sentences: Mapping[str, Sequence[str]], splits: Mapping[str, Sequence[int]]
+) -> Path:
+    """Write `<split>/<lang>.parquet` files with FLORES+ columns and a README whose `configs:` lists them."""
+    configs = []
+    for lang, texts in sentences.items():
+        iso, script = lang.split("_")[:2]
+        for split, rows in splits.items():
+            (root / split).mkdir(parents=True, exist_ok=True)
+            frame = pd.DataFrame(
+                {
+                    "id": [row + 1 for row in rows],
+                    "iso_639_3": iso,
+                    "iso_15924": script,
+                    "glottocode": "",
+                    "text": [texts[row] for row in rows],
+                    "url": "",
+                    "domain": "travel",
+                    "topic": "trains",
+                }
+            )
+            frame.to_parquet(root / split / f"{lang}.parquet", index=False)
+        configs.append(
+            {
+                "config_name": lang,
+                "data_files": [{"split": split, "path": f"{split}/{lang}.parquet"} for split in splits],
+            }
+        )
+    header = yaml.safe_dump({"configs": configs}, sort_keys=False, allow_unicode=True)
+    (root / "README.md").write_text(f"---\n{header}---\n\nA FLORES+-layout test corpus.\n", encoding="utf-8")
+    return root
+
+
+def tiny_tokenizer(texts: Sequence[str]) -> PreTrainedTokenizerFast:
+    """A byte-level BPE (any script) that adds BOS, like Gemma's; padding uses a dedicated pad token."""
+    tokenizer = Tokenizer(models.BPE(unk_token=None))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<bos>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+
+
+def tiny_model(architecture: str, vocab_size: int) -> torch.nn.Module:
+    """A randomly initialised 4-block decoder with hidden size 32."""
+    torch.manual_seed(0)
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    if architecture == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common))
+    elif architecture == "gemma3":
+        model = Gemma3ForCausalLM(Gemma3TextConfig(**common, head_dim=8, sliding_window=8))
+    else:
+        raise ValueError(architecture)
+    assert sum(p.numel() for p in model.parameters()) < 200_000, "test models must stay tiny"
+    return model.eval()
+
+
+def save_tiny_model(folder: Path, architecture: str) -> Path:
+    """Save a tiny model and its tokenizer (trained on the test corpus) as a local HF folder."""
+    tokenizer = tiny_tokenizer([text for texts in FLORES_LIKE.values() for text in texts])
+    model = tiny_model(architecture, len(tokenizer))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
