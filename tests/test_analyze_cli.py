@@ -1,0 +1,119 @@
+"""End-to-end `midalign-analyze` on a tiny model and a FLORES+-layout folder: outputs, resume, overwrite, errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from midalign.analyze import main
+from tests.helpers import FLORES_LIKE
+
+LANGS = ["en", "de", "fr", "ru"]
+CODES = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl"]
+
+
+def analyze(model_dir: Path, corpus: Path, out: Path, *extra: str) -> int:
+    args = ["--model", str(model_dir), "--dataset", str(corpus), "--langs", *LANGS, "--out", str(out)]
+    return main([*args, "--batch-size", "5", *extra])
+
+
+def cache_mtimes(out: Path) -> dict[str, int]:
+    return {path.name: path.stat().st_mtime_ns for path in sorted((out / "cache").glob("*.npy"))}
+
+
+def naive_retrieval(model_dir: Path, sentences: dict[str, list[str]]) -> dict[tuple[int, str, str], float]:
+    """An independent implementation: full HF forward one sentence at a time, numpy mean and cosine loops."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    vectors = {}
+    for lang, texts in sentences.items():
+        per_sentence = []
+        for text in texts:
+            with torch.no_grad():
+                hidden = model(**tokenizer(text, return_tensors="pt"), output_hidden_states=True).hidden_states
+            per_sentence.append([h[0].numpy().mean(axis=0) for h in hidden])
+        vectors[lang] = np.array(per_sentence)  # [N, L + 1, H]
+    scores = {}
+    for src in sentences:
+        for tgt in sentences:
+            if src == tgt:
+                continue
+            for layer in range(vectors[src].shape[1]):
+                a, b = vectors[src][:, layer], vectors[tgt][:, layer]
+                cos = [[x @ y / np.linalg.norm(x) / np.linalg.norm(y) for y in b] for x in a]
+                scores[(layer, src, tgt)] = float(np.mean([np.argmax(row) == i for i, row in enumerate(cos)]))
+    return scores
+
+
+def test_end_to_end_outputs_and_independent_check(tiny_model_dir: Path, flores_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert analyze(tiny_model_dir, flores_dir, out) == 0
+    for name in ["config.json", "pairs.csv", "pairs.parquet", "per_language.csv", "layers.csv", "languages.csv",
+                 "selection.json", "figures/layer_curve.png", "figures/layer_language_heatmap.png"]:  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    config = json.loads((out / "config.json").read_text())
+    assert config["resolved"]["languages"] == CODES and config["resolved"]["split"] == "devtest"
+    pairs = pd.read_csv(out / "pairs.csv")
+    assert list(pairs.columns) == ["layer", "src", "tgt", "metric", "value"]
+    assert len(pairs) == 5 * 12 * 4  # layers 0..4 x directed pairs x metrics
+    assert set(pairs.metric) == {"retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap"}
+    assert (pairs.src != pairs.tgt).all()
+    selection = json.loads((out / "selection.json").read_text())
+    assert 1 <= selection["layer"] <= 3 and len(selection["curve"]) == 5
+    curve = pairs[pairs.metric == "retrieval_acc"].groupby("layer").value.mean()
+    assert selection["score"] == pytest.approx(curve.loc[1:3].max())
+    assert (out / f"figures/language_heatmap_layer{selection['layer']}.png").exists()
+
+    devtest = {code: FLORES_LIKE[code][12:30] for code in CODES}
+    reference = naive_retrieval(tiny_model_dir, devtest)
+    ours = pairs[pairs.metric == "retrieval_acc"].set_index(["layer", "src", "tgt"]).value
+    for key, value in reference.items():
+        assert ours.loc[key] == pytest.approx(value, abs=0.01), key
+
+
+def test_resume_reuses_finished_languages_and_overwrite_recomputes(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false") == 0
+    first = pd.read_parquet(out / "pairs.parquet")
+    before = cache_mtimes(out)
+    (out / "cache" / "fra_Latn.json").unlink()  # as if killed while writing French
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--batch-size", "3") == 0
+    after = cache_mtimes(out)
+    assert {name for name in before if before[name] != after[name]} == {"fra_Latn.npy"}
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "pairs.parquet"), first, atol=1e-6)
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--overwrite") == 0
+    assert all(cache_mtimes(out)[name] != after[name] for name in after)
+
+
+def test_other_split_and_pooling_use_separate_cache_entries(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--pooling", "last") == 0
+    assert "other settings" in caplog.text  # the mean-pooled entries are detected, not reused
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--split", "dev") == 0
+    assert json.loads((out / "config.json").read_text())["resolved"]["n_sentences"] == 12
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--langs", "en", "eng_Latm"], "closest valid codes: eng_Latn"),
+        (["--dataset", "no/such-corpus-here"], "cannot list the languages"),
+        (["--max-sentences", "1"], "at least 2"),
+        (["--model", "/nonexistent/model"], "/nonexistent/model"),
+    ],
+)
+def test_bad_input_fails_clearly(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, args, message
+) -> None:
+    base = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de"]
+    assert main([*base, "--out", str(tmp_path / "run"), *args]) == 2
+    assert message in caplog.text
