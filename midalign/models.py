@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from midalign.errors import MidalignError
+from midalign.representations import num_layers  # one definition of depth: the blocks that exist
 
 logger = logging.getLogger(__name__)
 
@@ -113,15 +114,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device 'mps' is not available on this machine")
     return resolved
-
-
-def num_layers(model: nn.Module) -> int:
-    """Number of decoder blocks, from `num_hidden_layers` of the (text sub-)config."""
-    config = model.config
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    if getattr(config, "num_hidden_layers", None) is None:
-        raise MidalignError(f"{type(config).__name__} has no num_hidden_layers; is {type(model).__name__} a decoder?")
-    return int(config.num_hidden_layers)
 
 
 def model_identity(model: nn.Module) -> str:
