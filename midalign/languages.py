@@ -162,14 +162,14 @@ def resolve_languages(aliases: Iterable[str], available: Sequence[str]) -> list[
 
 
 # Named language sets for `--langs`. udhr48: 48 languages of the bundled UDHR (2256 directed pairs) spanning
-# 17 scripts, high- to low-resource, chosen so most also exist in FLORES+ under the same code.
+# 19 scripts, high- to low-resource; all but the two regional variants exist in FLORES+ under the same code.
 PRESETS: dict[str, list[str]] = {
     "udhr48": [
-        "eng_Latn", "deu_Latn", "fra_Latn", "spa_Latn", "por_Latn", "ita_Latn", "nld_Latn", "pol_Latn",
+        "eng_Latn", "deu_Latn", "fra_Latn", "spa_Latn", "por_Latn_BR","ita_Latn", "nld_Latn", "pol_Latn",
         "ces_Latn", "swe_Latn", "fin_Latn", "hun_Latn", "ron_Latn", "tur_Latn", "vie_Latn", "ind_Latn",
-        "eus_Latn", "cym_Latn", "swh_Latn", "yor_Latn", "hau_Latn", "zul_Latn", "quy_Latn", "tgl_Latn",
+        "eus_Latn", "cym_Latn", "swh_Latn", "ibo_Latn", "hau_Latn_NG","zul_Latn", "quy_Latn", "tgl_Latn",
         "rus_Cyrl", "ukr_Cyrl", "bul_Cyrl", "kaz_Cyrl", "ell_Grek", "arb_Arab", "pes_Arab", "urd_Arab",
-        "heb_Hebr", "hin_Deva", "mar_Deva", "npi_Deva", "ben_Beng", "tam_Taml", "tel_Telu", "mal_Mlym",
+        "heb_Hebr", "hin_Deva", "mar_Deva", "sin_Sinh", "ben_Beng", "tam_Taml", "tel_Telu", "kan_Knda",
         "cmn_Hans", "jpn_Jpan", "kor_Hang", "tha_Thai", "mya_Mymr", "kat_Geor", "hye_Armn", "amh_Ethi",
     ],
 }  # fmt: skip
