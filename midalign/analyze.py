@@ -50,11 +50,11 @@ class AnalyzeConfig:
     )
     dataset: str = field(
         default="udhr",
-        metadata={
-            "help": "udhr (bundled), a local FLORES+-layout folder, or a hub id (openlanguagedata/flores_plus)."
-        },
+        metadata={"help": "udhr (bundled), a local FLORES+-layout folder, or a hub id (openlanguagedata/flores_plus)."},
     )
-    split: str | None = field(default=None, metadata={"help": "Split; default: devtest for FLORES+, all for UDHR."})
+    split: str | None = field(
+        default=None, metadata={"help": "Split; default: devtest for FLORES+, train (the only one) for UDHR."}
+    )
     max_sentences: int | None = field(default=None, metadata={"help": "Use only the first N parallel sentences."})
     batch_size: int = field(default=32, metadata={"help": "Sentences per forward (does not change the numbers)."})
     max_length: int = field(default=512, metadata={"help": "Truncate sentences to this many tokens (with a warning)."})

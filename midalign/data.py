@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 
 BUNDLED_SOURCES = {"udhr": "corpora/udhr"}
 FLORES_PLUS = "openlanguagedata/flores_plus"
-# Tried in this order when no split is given: FLORES+'s test-like split first, then the bundled UDHR's only one.
-PREFERRED_SPLITS = ("devtest", "all", "test", "dev", "validation", "train")
+# Tried in this order when no split is given: FLORES+'s devtest first; the bundled UDHR has one split, `train`
+# (`datasets` reserves the name `all`, which loads every split, so `split="all"` works on UDHR too).
+PREFERRED_SPLITS = ("devtest", "test", "dev", "validation", "train")
 
 
 class CorpusError(MidalignError):
@@ -101,7 +102,7 @@ def available_splits(source: str, language: str) -> list[str]:
 
 
 def default_split(source: str, language: str) -> str:
-    """The split used when none is named: devtest for FLORES+, `all` for UDHR, else the first one."""
+    """The split used when none is named: devtest for FLORES+, the only one (`train`) for UDHR."""
     splits = available_splits(source, language)
     for split in PREFERRED_SPLITS:
         if split in splits:

@@ -1,0 +1,69 @@
+"""The one parallel-corpus loader on FLORES+-layout folders it has never seen, and its errors."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from midalign import available_languages, load_parallel
+from midalign.data import CorpusError
+from midalign.languages import UnknownLanguageError
+from tests.helpers import FLORES_LIKE, write_flores_layout
+
+
+def test_splits_aliases_and_order(flores_dir: Path) -> None:
+    assert available_languages(str(flores_dir)) == sorted(FLORES_LIKE)
+    corpus = load_parallel(str(flores_dir), ["ru", "en", "el"])
+    assert corpus.split == "devtest" and corpus.languages == ["rus_Cyrl", "eng_Latn", "ell_Grek"]
+    assert corpus.ids == [str(i) for i in range(13, 31)]
+    assert corpus.sentences["ell_Grek"][0] == FLORES_LIKE["ell_Grek"][12]
+    dev = load_parallel(str(flores_dir), None, split="dev", max_sentences=5)
+    assert dev.split == "dev" and len(dev.languages) == 5 and len(dev.ids) == 5
+    assert dev.sentences["deu_Latn"] == FLORES_LIKE["deu_Latn"][:5]
+
+
+def test_rows_in_another_order_are_realigned_by_id(tmp_path: Path) -> None:
+    root = write_flores_layout(tmp_path, FLORES_LIKE, {"devtest": range(6)})
+    shuffled = pd.read_parquet(root / "devtest" / "deu_Latn.parquet").iloc[::-1]
+    shuffled.to_parquet(root / "devtest" / "deu_Latn.parquet", index=False)
+    corpus = load_parallel(str(root), ["en", "de"])
+    assert corpus.sentences["deu_Latn"] == FLORES_LIKE["deu_Latn"][:6]
+
+
+def test_non_parallel_language_is_named(tmp_path: Path) -> None:
+    root = write_flores_layout(tmp_path, FLORES_LIKE, {"devtest": range(6)})
+    frame = pd.read_parquet(root / "devtest" / "fra_Latn.parquet")
+    frame.iloc[:5].to_parquet(root / "devtest" / "fra_Latn.parquet", index=False)
+    with pytest.raises(
+        CorpusError, match=r"fra_Latn is not parallel to eng_Latn: 5 vs 6 sentences.*only in eng_Latn: \['6'\]"
+    ):
+        load_parallel(str(root), ["en", "fr"])
+
+
+def test_empty_sentence_is_an_error(tmp_path: Path) -> None:
+    sentences = {lang: list(texts) for lang, texts in FLORES_LIKE.items()}
+    sentences["deu_Latn"][2] = "   "
+    root = write_flores_layout(tmp_path, sentences, {"devtest": range(6)})
+    with pytest.raises(CorpusError, match=r"deu_Latn has 1 empty sentence.*\['3'\]"):
+        load_parallel(str(root), ["en", "de"])
+
+
+def test_bad_sources_and_languages(tmp_path: Path, flores_dir: Path) -> None:
+    with pytest.raises(CorpusError, match="not found"):
+        load_parallel(str(tmp_path / "missing"))
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(CorpusError, match="is a file"):
+        load_parallel(str(tmp_path / "file.txt"))
+    with pytest.raises(UnknownLanguageError, match="closest valid codes: deu_Latn"):
+        load_parallel(str(flores_dir), ["deu_Latm"])
+    with pytest.raises(CorpusError, match="no split 'test'"):
+        load_parallel(str(flores_dir), ["en", "de"], split="test")
+
+
+def test_bundled_udhr_is_multiway_parallel() -> None:
+    languages = available_languages("udhr")
+    assert len(languages) >= 400
+    corpus = load_parallel("udhr", ["en", "zh", "ar", "hi", "sw"])
+    assert corpus.languages == ["eng_Latn", "cmn_Hans", "arb_Arab", "hin_Deva", "swh_Latn"]
+    assert len(corpus.ids) == 50
+    assert corpus.sentences["eng_Latn"][0].startswith("All human beings are born free")
