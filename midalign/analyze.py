@@ -53,7 +53,7 @@ class AnalyzeConfig:
         metadata={"help": "udhr (bundled), a local FLORES+-layout folder, or a hub id (openlanguagedata/flores_plus)."},
     )
     split: str | None = field(
-        default=None, metadata={"help": "Split; default: devtest for FLORES+, train (the only one) for UDHR."}
+        default=None, metadata={"help": "Split; default: devtest for FLORES+, train (its only one) for UDHR."}
     )
     max_sentences: int | None = field(default=None, metadata={"help": "Use only the first N parallel sentences."})
     batch_size: int = field(default=32, metadata={"help": "Sentences per forward (does not change the numbers)."})
