@@ -1,0 +1,247 @@
+"""Training data: task examples (prompt -> completion), X<->English alignment pairs, and the batch order.
+
+Task data: JSONL (one object per line) or any `datasets` source with `prompt` and `completion` fields and an
+optional `language`. Tokens are `tokenizer(prompt)` (special tokens added, e.g. <bos>) + `tokenizer(completion)`
+(none added) + <eos>; the LM loss sees the completion and <eos> only (prompt labels are -100).
+
+Alignment pairs: from any parallel source `load_parallel` reads. Rows are split into train and held-out by
+hashing their sentence ids (independent of the training seed and of the language set, so held-out evaluation
+sentences are never trained on, whatever the run), then each language's training rows are resampled to
+`pairs_per_language` so that every language contributes the same number of pairs.
+
+Batch order (`CycledBatchSampler`): an epoch of a stream is a fixed number of batches; a stream shorter than
+that restarts with a fresh shuffle whenever it runs out, so every epoch covers each of its examples at least once.
+Shuffles are a pure function of (seed, stream, epoch, pass), so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from midalign.data import ParallelCorpus
+from midalign.errors import MidalignError
+from midalign.extract import tokenize
+
+logger = logging.getLogger(__name__)
+
+TASK_FIELDS = ("prompt", "completion")
+HELDOUT_SALT = "midalign-heldout"  # fixed, so runs with different --seed share one held-out set
+
+
+class TaskDataError(MidalignError):
+    """A task data file or dataset that cannot be used (missing file, field or text)."""
+
+
+@dataclass(frozen=True)
+class TaskExample:
+    """One supervised example: the model reads `prompt` and learns to write `completion`."""
+
+    prompt: str
+    completion: str
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class AlignPair:
+    """One parallel pair: `src_text` in `src_lang` translates `tgt_text` (English); `row` is its corpus row."""
+
+    src_text: str
+    tgt_text: str
+    src_lang: str
+    tgt_lang: str
+    row: int
+
+
+def _check_record(record: object, where: str) -> TaskExample:
+    if not isinstance(record, dict):
+        raise TaskDataError(f"{where}: expected an object with fields {TASK_FIELDS}, got {type(record).__name__}")
+    for name in TASK_FIELDS:
+        if name not in record:
+            raise TaskDataError(f"{where}: missing field {name!r} (fields: {sorted(record)})")
+        if not isinstance(record[name], str):
+            raise TaskDataError(f"{where}: field {name!r} must be a string, got {type(record[name]).__name__}")
+    if not record["completion"]:
+        raise TaskDataError(f"{where}: field 'completion' is empty")
+    language = record.get("language")
+    return TaskExample(record["prompt"], record["completion"], None if language is None else str(language))
+
+
+def _read_jsonl(path: Path) -> list[TaskExample]:
+    examples = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise TaskDataError(f"{path}, line {number}: not valid JSON ({error.msg})") from error
+            examples.append(_check_record(record, f"{path}, line {number}"))
+    return examples
+
+
+def load_task_data(source: str, split: str = "train") -> list[TaskExample]:
+    """Task examples from a JSONL file or a `datasets` source (local file or folder, or hub id)."""
+    import datasets
+
+    path = Path(source).expanduser()
+    if path.is_file() and path.suffix in {".jsonl", ".ndjson"}:
+        examples = _read_jsonl(path)
+    else:
+        builders = {".json": "json", ".csv": "csv", ".parquet": "parquet"}
+        try:
+            if path.is_file():
+                if path.suffix not in builders:
+                    raise TaskDataError(f"{source}: unknown task file type; use .jsonl, .json, .csv or .parquet")
+                table = datasets.load_dataset(builders[path.suffix], data_files=str(path), split="train")
+            else:
+                table = datasets.load_dataset(source, split=split)
+        except (OSError, ValueError, FileNotFoundError) as error:
+            raise TaskDataError(f"cannot load task data {source!r} (split {split!r}): {error}") from error
+        missing = [name for name in TASK_FIELDS if name not in table.column_names]
+        if missing:
+            raise TaskDataError(f"{source}: missing field(s) {missing} (columns: {table.column_names})")
+        examples = [_check_record(record, f"{source}, row {i}") for i, record in enumerate(table)]
+    if not examples:
+        raise TaskDataError(f"{source}: no task examples")
+    return examples
+
+
+def tokenize_task(tokenizer, examples: Sequence[TaskExample], max_length: int) -> list[dict[str, list[int]]]:
+    """input_ids and labels per example (prompt labels -100), cut at max_length; examples left without a
+    completion token are dropped with a warning."""
+    features, dropped = [], 0
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for example in examples:
+        prompt = tokenizer(example.prompt)["input_ids"]
+        completion = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + eos
+        input_ids = (prompt + completion)[:max_length]
+        labels = ([-100] * len(prompt) + completion)[:max_length]
+        if all(label == -100 for label in labels):
+            dropped += 1
+            continue
+        features.append({"input_ids": input_ids, "labels": labels})
+    if dropped:
+        logger.warning("%d task example(s) dropped: the prompt alone fills max_length=%d", dropped, max_length)
+    if not features:
+        raise TaskDataError(f"no task example has a completion token within max_length={max_length}")
+    return features
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    width = max(len(row) for row in rows)
+    return torch.tensor([list(row) + [value] * (width - len(row)) for row in rows])  # [B, T], right-padded
+
+
+def collate_task(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids, attention_mask and labels (-100 on padding), each [B, T]."""
+    input_ids = [f["input_ids"] for f in features]
+    return {
+        "input_ids": _pad(input_ids, pad_token_id),
+        "attention_mask": _pad([[1] * len(ids) for ids in input_ids], 0),
+        "labels": _pad([f["labels"] for f in features], -100),
+    }
+
+
+def heldout_split(ids: Sequence[str], fraction: float) -> tuple[list[int], list[int]]:
+    """(train rows, held-out rows): the round(fraction * n) ids with the smallest salted sha256 are held out."""
+    if not 0 <= fraction < 1:
+        raise MidalignError(f"--heldout-fraction must be in [0, 1), got {fraction}")
+    n_heldout = round(fraction * len(ids))
+    rank = sorted(range(len(ids)), key=lambda i: hashlib.sha256(f"{HELDOUT_SALT}:{ids[i]}".encode()).hexdigest())
+    heldout = sorted(rank[:n_heldout])
+    train = sorted(rank[n_heldout:])
+    if not train:
+        raise MidalignError(f"no training sentences left: {len(ids)} sentences, held-out fraction {fraction}")
+    return train, heldout
+
+
+def _resample(rows: Sequence[int], count: int | None, rng: np.random.Generator) -> list[int]:
+    """`count` rows drawn uniformly: whole copies of `rows` plus a sample of the rest without replacement."""
+    if count is None:
+        return list(rows)
+    copies, rest = divmod(count, len(rows))
+    picked = [row for _ in range(copies) for row in rows]
+    return picked + [rows[i] for i in sorted(rng.choice(len(rows), size=rest, replace=False))]
+
+
+def build_pairs(
+    corpus: ParallelCorpus, english: str, rows: Sequence[int], pairs_per_language: int | None, seed: int
+) -> list[AlignPair]:
+    """X<->English pairs for every non-English corpus language, the same number per language."""
+    if english not in corpus.sentences:
+        raise MidalignError(f"pivot language {english} is not among the loaded languages {corpus.languages}")
+    pairs = []
+    for index, lang in enumerate(corpus.languages):
+        if lang == english:
+            continue
+        rng = np.random.default_rng([seed, index])
+        for row in _resample(rows, pairs_per_language, rng):
+            pairs.append(AlignPair(corpus.sentences[lang][row], corpus.sentences[english][row], lang, english, row))
+    if not pairs:
+        raise MidalignError("no alignment pairs: give at least one language besides the pivot in --align-langs")
+    return pairs
+
+
+def tokenize_pairs(tokenizer, pairs: Sequence[AlignPair], max_length: int) -> list[dict]:
+    """Token ids of both sides as raw text (no chat template, special tokens added) plus the sentence row."""
+    src = tokenize(tokenizer, [p.src_text for p in pairs], max_length, "mean", name="alignment (non-English side)")
+    tgt = tokenize(tokenizer, [p.tgt_text for p in pairs], max_length, "mean", name="alignment (English side)")
+    return [
+        {"src_ids": s, "tgt_ids": t, "row": p.row} for s, t, p in zip(src.input_ids, tgt.input_ids, pairs, strict=True)
+    ]
+
+
+def collate_pairs(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Both sides right-padded separately ([B, T_src] and [B, T_tgt]) and the sentence rows [B]."""
+    src, tgt = [f["src_ids"] for f in features], [f["tgt_ids"] for f in features]
+    return {
+        "src_input_ids": _pad(src, pad_token_id),
+        "src_attention_mask": _pad([[1] * len(ids) for ids in src], 0),
+        "tgt_input_ids": _pad(tgt, pad_token_id),
+        "tgt_attention_mask": _pad([[1] * len(ids) for ids in tgt], 0),
+        "rows": torch.tensor([f["row"] for f in features]),
+    }
+
+
+def n_batches(n_items: int, batch_size: int) -> int:
+    """Batches in one pass over n_items (the last one may be smaller)."""
+    return math.ceil(n_items / batch_size)
+
+
+class CycledBatchSampler(Sampler[list[int]]):
+    """`batches_per_epoch` shuffled batches per epoch, restarting (reshuffled) whenever the items run out."""
+
+    def __init__(self, n_items: int, batch_size: int, batches_per_epoch: int, seed: int, stream: int) -> None:
+        if n_items < 1:
+            raise MidalignError("a data stream has no items")
+        self.n_items, self.batch_size, self.batches_per_epoch = n_items, batch_size, batches_per_epoch
+        self.seed, self.stream, self.epoch = seed, stream, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order __iter__ yields."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        produced, pass_index = 0, 0
+        while produced < self.batches_per_epoch:
+            order = np.random.default_rng([self.seed, self.stream, self.epoch, pass_index]).permutation(self.n_items)
+            for start in range(0, self.n_items, self.batch_size):
+                if produced == self.batches_per_epoch:
+                    return
+                yield order[start : start + self.batch_size].tolist()
+                produced += 1
+            pass_index += 1

@@ -1,0 +1,322 @@
+"""The LoRA training loop on `accelerate`: task LM loss and middle-layer alignment loss, checkpoints, resume.
+
+Micro-steps. Each epoch has R rounds, R = max(task batches, alignment batches) per pass; the shorter stream is
+cycled (restarted with a fresh shuffle, see `CycledBatchSampler`), so every epoch sees every task example and
+every alignment pair at least once. A round is:
+- `alternate` (the paper): two micro-steps, a task micro-batch then an alignment micro-batch, each its own
+  forward/backward (alignment loss times `align_weight`, 1.0 in the paper);
+- `weighted`: one micro-step with loss = task + align_weight * align;
+- without task data: one alignment micro-step; with task data and align_weight 0: one task micro-step (the
+  task-only baseline).
+An optimizer step follows every `grad_accum` micro-steps (the micro-step stream runs on across epochs); each
+micro-step's loss is divided by the number of micro-steps in its step, so a step averages its micro-batches.
+
+Alignment micro-batches run the decoder only up to block k (`forward_layers`: no block above k, no LM head);
+task micro-batches run the whole model, with logits only from the earliest completion position on.
+
+Checkpoints (`OUT/checkpoints/step-NNNNNN`) hold the adapter weights, optimizer, schedule and RNG states
+(`Accelerator.save_state`; the frozen base weights are not written) and `trainer_state.json`, written last.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from functools import partial
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import set_seed
+from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_inverse_sqrt_schedule
+
+from midalign import losses
+from midalign.errors import MidalignError
+from midalign.representations import decoder_blocks, forward_layers, pool
+from midalign.train_data import CycledBatchSampler, collate_pairs, collate_task, n_batches
+
+logger = logging.getLogger(__name__)
+
+STEP_COLUMNS = ("step", "epoch", "task_loss", "align_loss", "lr")
+STATE_FILE = "trainer_state.json"
+# MoE routers are Linear layers too, but the paper adapts attention and MLP projections only.
+_NOT_TARGETS = {"gate", "router", "lm_head"}
+
+
+class NonFiniteLossError(MidalignError):
+    """A loss became NaN or inf; training stops and the last checkpoint stays as it was."""
+
+
+def resolve_target_modules(model: nn.Module, requested: Sequence[str] | None = None) -> list[str]:
+    """LoRA target names: every Linear/Conv1D inside the decoder blocks (q,k,v,o,gate,up,down for Llama-likes;
+    c_attn, c_proj, c_fc for GPT-2) except MoE routers, or the requested names after checking they exist."""
+    from transformers.pytorch_utils import Conv1D
+
+    found: dict[str, None] = {}
+    for block in decoder_blocks(model):
+        for name, module in block.named_modules():
+            if isinstance(module, (nn.Linear, Conv1D)) and name.rsplit(".", 1)[-1] not in _NOT_TARGETS:
+                found[name.rsplit(".", 1)[-1]] = None
+    if requested:
+        missing = [name for name in requested if name not in found]
+        if missing:
+            raise MidalignError(f"--target-modules {missing} not found in the decoder blocks; available: {list(found)}")
+        return list(requested)
+    if not found:
+        raise MidalignError(f"no Linear layers found in the blocks of {type(model).__name__}; pass --target-modules")
+    return list(found)
+
+
+def attach_lora(model: nn.Module, r: int, alpha: int, dropout: float, targets: Sequence[str]) -> nn.Module:
+    """Wrap the model with a fresh peft LoRA adapter (causal LM task type) on `targets`."""
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), task_type="CAUSAL_LM"
+    )
+    return get_peft_model(model, config)
+
+
+def _logits_from(input_ids: torch.Tensor, labels: torch.Tensor) -> int:
+    """How many trailing positions need logits: from the token before the earliest completion token on."""
+    has_label = (labels != -100).any(dim=0)  # [T]
+    first = int(has_label.nonzero()[0]) if has_label.any() else 1
+    return input_ids.shape[1] - max(first - 1, 0)
+
+
+class Trainer:
+    """Runs `config`'s training of a peft model; `train()` returns the number of optimizer steps done."""
+
+    def __init__(
+        self,
+        config,
+        model: nn.Module,
+        tokenizer,
+        layer: int,
+        task: list | None,
+        pairs: list | None,
+        out: Path,
+        precision: str = "fp32",
+    ) -> None:
+        self.config, self.layer, self.out = config, layer, Path(out)
+        mixed = "bf16" if precision == "bf16" else "no"  # bf16: autocast; LoRA weights and optimizer stay fp32
+        if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
+            # Several runs in one process (a notebook, the tests) may differ in precision; a CLI run never does.
+            AcceleratorState._reset_state()
+        self.accelerator = Accelerator(cpu=config.device == "cpu", mixed_precision=mixed)
+        self.align_loss = losses.AlignmentLoss(config.temperature, config.symmetric)
+        use_align = bool(pairs) and not (task and config.align_weight == 0)  # weight 0: the task-only baseline
+        self.kinds = _pattern(config.mode, has_task=bool(task), has_align=use_align)
+        sizes = {"task": config.batch_size, "align": config.align_batch_size or config.batch_size}
+        data = {"task": task, "align": pairs if use_align else None}
+        per_pass = {kind: n_batches(len(data[kind]), sizes[kind]) for kind in ("task", "align") if data[kind]}
+        self.rounds = max(per_pass.values())
+        self.micro_per_epoch = self.rounds * len(self.kinds)
+        self.total_micro = self.micro_per_epoch * config.epochs
+        self.total_steps = math.ceil(self.total_micro / config.grad_accum)
+        if config.max_steps is not None:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        self.warmup = math.ceil(config.warmup_ratio * self.total_steps)
+        pad = tokenizer.pad_token_id
+        collates = {"task": partial(collate_task, pad_token_id=pad), "align": partial(collate_pairs, pad_token_id=pad)}
+        self.samplers, loaders = {}, {}
+        for stream, kind in enumerate(per_pass):
+            self.samplers[kind] = CycledBatchSampler(len(data[kind]), sizes[kind], self.rounds, config.seed, stream)
+            # An own generator: a DataLoader iterator draws a seed from the global RNG otherwise, which would shift
+            # the LoRA dropout masks of a resumed run (its iterators start mid-epoch) against an uninterrupted one.
+            generator = torch.Generator().manual_seed(config.seed)
+            loaders[kind] = DataLoader(
+                data[kind], batch_sampler=self.samplers[kind], collate_fn=collates[kind], generator=generator
+            )
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
+        # Stepped by us once per optimizer step (not prepared: accelerate would step it once per process).
+        self.scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=self.warmup)
+        prepared = self.accelerator.prepare(model, optimizer, *loaders.values())
+        self.model, self.optimizer = prepared[0], prepared[1]
+        self.loaders = dict(zip(loaders, prepared[2:], strict=True))
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.accelerator.register_save_state_pre_hook(self._save_adapter_only)
+        self.accelerator.register_load_state_pre_hook(self._load_adapter_only)
+
+    # ---- checkpoints -------------------------------------------------------------------------------------------
+    def _save_adapter_only(self, models: list, weights: list, output_dir: str) -> None:
+        # accelerate would write the whole model (base weights included); the adapter is all that changes.
+        for model in models:
+            self.accelerator.unwrap_model(model).save_pretrained(str(Path(output_dir) / "adapter"))
+        weights.clear()
+
+    def _load_adapter_only(self, models: list, input_dir: str) -> None:
+        for model in models:
+            weights = load_peft_weights(str(Path(input_dir) / "adapter"), device="cpu")
+            set_peft_model_state_dict(self.accelerator.unwrap_model(model), weights)
+        models.clear()
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints (their state file was written last), oldest first."""
+        root = self.out / "checkpoints"
+        return sorted(path.parent for path in root.glob(f"step-*/{STATE_FILE}")) if root.exists() else []
+
+    def save_checkpoint(self, step: int, micro: int) -> Path:
+        """Save the training state after optimizer step `step`; keep the newest `keep_checkpoints`."""
+        path = self.out / "checkpoints" / f"step-{step:06d}"
+        if path.exists():
+            shutil.rmtree(path)
+        self.accelerator.save_state(str(path))
+        state = {"step": step, "micro_step": micro, "total_steps": self.total_steps, "layer": self.layer}
+        (path / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        for old in self.checkpoints()[: -self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def resume(self) -> tuple[int, int]:
+        """Load the newest complete checkpoint; return (optimizer steps, micro-steps) done, (0, 0) if none."""
+        found = self.checkpoints()
+        if not found:
+            logger.warning("--resume: no checkpoint in %s; starting from scratch", self.out / "checkpoints")
+            return 0, 0
+        state = json.loads((found[-1] / STATE_FILE).read_text())
+        if state["total_steps"] != self.total_steps:
+            raise MidalignError(
+                f"checkpoint {found[-1]} was made for {state['total_steps']} steps, this run has {self.total_steps}"
+            )
+        self.accelerator.load_state(str(found[-1]))
+        logger.info("resumed from %s (step %d of %d)", found[-1], state["step"], self.total_steps)
+        return state["step"], state["micro_step"]
+
+    # ---- losses ------------------------------------------------------------------------------------------------
+    def task_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Causal LM loss on completion tokens (mean over them); logits only where a label can follow."""
+        keep = _logits_from(batch["input_ids"], batch["labels"])
+        out = self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"][:, -keep:],  # the model shifts them by one itself
+            logits_to_keep=keep,
+            use_cache=False,
+        )
+        return out.loss
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Masked-mean-pooled hidden_states[k] [B, H], running blocks 1..k only; keeps the autograd graph."""
+        body = self.accelerator.unwrap_model(self.model)
+        states = forward_layers(
+            body, input_ids, attention_mask, [self.layer], transform=lambda h: pool(h, attention_mask, "mean")
+        )
+        return states[self.layer]  # [B, H]
+
+    def alignment_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """InfoNCE at layer k between the non-English side and English, in-batch negatives."""
+        x = self.embed(batch["src_input_ids"], batch["src_attention_mask"])  # [B, H]
+        en = self.embed(batch["tgt_input_ids"], batch["tgt_attention_mask"])  # [B, H]
+        return self.align_loss(x, en, batch["rows"])
+
+    # ---- loop --------------------------------------------------------------------------------------------------
+    def _micro_batches(self, micro: int) -> Iterator[tuple[int, dict]]:
+        """(micro-step index, {kind: batch}) from micro-step `micro` to the end of training."""
+        while micro < self.total_micro:
+            epoch, offset = divmod(micro, self.micro_per_epoch)
+            iterators = {}
+            for kind, loader in self.loaders.items():
+                self.samplers[kind].set_epoch(epoch)
+                done = sum(kind in self.kinds[i % len(self.kinds)] for i in range(offset))
+                iterators[kind] = iter(self.accelerator.skip_first_batches(loader, done) if done else loader)
+            for index in range(offset, self.micro_per_epoch):
+                yield micro, {kind: next(iterators[kind]) for kind in self.kinds[index % len(self.kinds)]}
+                micro += 1
+
+    def _check(self, loss: torch.Tensor, kind: str, step: int) -> float:
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            last = self.checkpoints()
+            raise NonFiniteLossError(
+                f"{kind} loss is {value} at optimizer step {step + 1}; stopped. Last good checkpoint: "
+                f"{last[-1] if last else 'none (no checkpoint was saved yet)'}. Try --dtype fp32, a lower --lr, "
+                "or check the data; --resume continues from that checkpoint."
+            )
+        return value
+
+    def train(self, resume: bool = False) -> int:
+        """Train to `total_steps`, logging every optimizer step to OUT/steps.csv; return the steps done."""
+        config = self.config
+        set_seed(config.seed)
+        step, micro = self.resume() if resume else (0, 0)
+        log_path = self.out / "steps.csv"
+        kept = _read_log(log_path, step) if resume else []
+        self.model.train()
+        started = time.perf_counter()
+        with (
+            log_path.open("w", newline="") as handle,
+            tqdm(total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True) as bar,
+        ):
+            writer = csv.writer(handle)
+            writer.writerow(STEP_COLUMNS)
+            writer.writerows(kept)
+            handle.flush()
+            sums: dict[str, list[float]] = {"task": [], "align": []}
+            last: dict[str, str] = {}  # the latest loss of each kind, for the progress bar
+            batches = self._micro_batches(micro)
+            while step < self.total_steps:
+                group = min(config.grad_accum, self.total_micro - micro)
+                for _ in range(group):
+                    micro, batch = next(batches)
+                    with self.accelerator.autocast():
+                        parts = {}
+                        if "task" in batch:
+                            parts["task"] = self.task_loss(batch["task"])
+                        if "align" in batch:
+                            parts["align"] = self.alignment_loss(batch["align"])
+                    for kind, value in parts.items():
+                        sums[kind].append(self._check(value, kind, step))
+                    loss = parts.get("task", 0.0) + config.align_weight * parts.get("align", 0.0)
+                    self.accelerator.backward(loss / group)
+                    micro += 1
+                if config.max_grad_norm > 0:
+                    self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+                lr = self.scheduler.get_last_lr()[0]
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                step += 1
+                row = [step, round(micro / self.micro_per_epoch, 4), _mean(sums["task"]), _mean(sums["align"]), lr]
+                writer.writerow(row)
+                handle.flush()  # a crash keeps every finished step
+                sums = {"task": [], "align": []}
+                last.update({kind: row[i] for i, kind in ((2, "task"), (3, "align")) if row[i]})
+                bar.update(1)
+                bar.set_postfix(last)
+                if step % config.save_every == 0 or step == self.total_steps:
+                    self.save_checkpoint(step, micro)
+        logger.info("trained %d steps in %.1f s", step, time.perf_counter() - started)
+        return step
+
+
+def _pattern(mode: str, has_task: bool, has_align: bool) -> list[tuple[str, ...]]:
+    """The batches each micro-step of a round uses."""
+    if has_task and has_align:
+        return [("task",), ("align",)] if mode == "alternate" else [("task", "align")]
+    if has_align:
+        return [("align",)]
+    if has_task:
+        return [("task",)]
+    raise MidalignError("nothing to train: no task data and no alignment pairs")
+
+
+def _mean(values: list[float]) -> str:
+    return f"{sum(values) / len(values):.6g}" if values else ""
+
+
+def _read_log(path: Path, up_to: int) -> list[list[str]]:
+    """Rows of an earlier steps.csv up to step `up_to` (steps after the checkpoint are redone)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [row for row in list(csv.reader(handle))[1:] if row and int(row[0]) <= up_to]
