@@ -100,6 +100,10 @@ class TrainConfig:
     align_batch_size: int | None = field(
         default=None, metadata={"help": "Alignment micro-batch size = in-batch negatives + 1 (default: --batch-size)."}
     )
+    embed_chunk: int = field(
+        default=8,
+        metadata={"help": "Alignment rows per forward, length-sorted to cut padding (0 = the whole batch at once)."},
+    )
     grad_accum: int = field(
         default=1, metadata={"help": "Micro-steps per optimizer step (the paper: effective batch 128)."}
     )
@@ -127,6 +131,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise MidalignError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.embed_chunk < 0:
+            raise MidalignError("--embed-chunk must be 0 (off) or positive")
         if self.align_batch_size is not None and self.align_batch_size < 2:
             raise MidalignError("--align-batch-size must be at least 2: in-batch negatives need a second pair")
         if self.temperature <= 0 or self.lr <= 0:

@@ -206,12 +206,21 @@ class Trainer:
         return out.loss
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Masked-mean-pooled hidden_states[k] [B, H], running blocks 1..k only; keeps the autograd graph."""
+        """Masked-mean-pooled hidden_states[k] [B, H], running blocks 1..k only; keeps the autograd graph.
+
+        Rows go through in length-sorted chunks of `embed_chunk`, each cut to its own longest row: a batch mixing
+        languages pads every row to the longest script (Amharic paragraphs are 3x English ones), and pooled
+        vectors do not depend on batch composition, so this only removes padding work."""
         body = self.accelerator.unwrap_model(self.model)
-        states = forward_layers(
-            body, input_ids, attention_mask, [self.layer], transform=lambda h: pool(h, attention_mask, "mean")
-        )
-        return states[self.layer]  # [B, H]
+        lengths = attention_mask.sum(dim=1)  # [B]; right padding (collate_pairs)
+        order = torch.argsort(lengths, descending=True)  # [B]
+        pooled = []
+        for rows in order.split(self.config.embed_chunk or len(order)):
+            width = int(lengths[rows].max())
+            ids, mask = input_ids[rows, :width], attention_mask[rows, :width]  # [b, width]
+            states = forward_layers(body, ids, mask, [self.layer], transform=lambda h, m=mask: pool(h, m, "mean"))
+            pooled.append(states[self.layer])  # [b, H]
+        return torch.cat(pooled)[torch.argsort(order)]  # [B, H], back in batch order
 
     def alignment_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """InfoNCE at layer k between the non-English side and English, in-batch negatives."""

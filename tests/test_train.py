@@ -142,6 +142,19 @@ def test_alternate_epochs_see_every_task_example_and_every_pair(tokenizer, tiny_
         assert sorted(epoch["align"]) == list(range(11))
 
 
+def test_chunked_embedding_equals_one_forward(tokenizer, tiny_model_dir, tmp_path) -> None:
+    model = attach_lora(tiny_model("gemma3", len(tokenizer)), 4, 8, 0.0, ["q_proj", "down_proj"])
+    sentences = [s[: 12 + 9 * i] for i, s in enumerate(FLORES_LIKE["rus_Cyrl"][:7])]  # varied lengths
+    batch = tokenizer(sentences, padding=True, return_tensors="pt")
+    pooled = {}
+    for chunk in (0, 2):
+        config = TrainConfig(model=str(tiny_model_dir), embed_chunk=chunk, device="cpu")
+        trainer = Trainer(config, model, tokenizer, 3, None, [{"src_ids": [1], "tgt_ids": [1], "row": 0}], tmp_path)
+        pooled[chunk] = trainer.embed(batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(pooled[2], pooled[0], rtol=1e-4, atol=1e-5)
+    assert pooled[2].requires_grad
+
+
 def test_heldout_split_and_pairs(flores_dir) -> None:
     corpus = load_parallel(str(flores_dir), ["eng_Latn", "deu_Latn", "rus_Cyrl"])
     train, heldout = heldout_split(corpus.ids, 0.25)
