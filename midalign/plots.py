@@ -297,7 +297,8 @@ def plot_compare_curves(runs: Sequence[AnalysisRun], labels: Sequence[str] | Non
     ax.grid(alpha=0.3)
     ax.set_title(f"{_metric_label(metric)} by layer{note}\nline: mean over directed pairs, band: interquartile "
                  "range, star: selected layer", fontsize=11)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    # Below the axes: run labels are long, and a legend beside the axes pushes the centred title off the canvas.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, frameon=False)
     return fig
 
 
