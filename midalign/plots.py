@@ -92,19 +92,35 @@ def _group_bands(ax: Axes, labels: Sequence[str], axis: Literal["x", "y"], color
             text.set(rotation=45, ha="left", va="bottom", rotation_mode="anchor")
 
 
-def _heatmap(ax: Axes, data: pd.DataFrame, cbar_label: str, row_groups: Sequence[str] | None = None,
-             col_groups: Sequence[str] | None = None, **kwargs) -> None:
+def _heatmap(
+    ax: Axes,
+    data: pd.DataFrame,
+    cbar_label: str,
+    row_groups: Sequence[str] | None = None,
+    col_groups: Sequence[str] | None = None,
+    **kwargs,
+) -> None:
     """Seaborn heatmap with tick labels sized to the count (hidden above AGGREGATE_ABOVE) and group bands."""
     n_rows, n_cols = data.shape
     annot = n_rows <= ANNOTATE_UP_TO and n_cols <= 20
-    sns.heatmap(data, ax=ax, annot=annot, fmt=".2f", annot_kws={"size": 6.5},
-                yticklabels=n_rows <= AGGREGATE_ABOVE, xticklabels=n_cols <= AGGREGATE_ABOVE,
-                cbar_kws={"label": cbar_label, "shrink": 0.8, "pad": 0.1 if row_groups is not None else 0.03},
-                **kwargs)
+    sns.heatmap(
+        data,
+        ax=ax,
+        annot=annot,
+        fmt=".2f",
+        annot_kws={"size": 6.5},
+        yticklabels=n_rows <= AGGREGATE_ABOVE,
+        xticklabels=n_cols <= AGGREGATE_ABOVE,
+        cbar_kws={"label": cbar_label, "shrink": 0.8, "pad": 0.1 if row_groups is not None else 0.03},
+        **kwargs,
+    )
     ax.set_facecolor("0.88")  # NaN cells (a language with itself, missing pairs) show as light grey
     ax.tick_params(axis="y", labelsize=_font_size(n_rows), rotation=0)
-    ax.tick_params(axis="x", labelsize=_font_size(n_cols), rotation=90 if n_cols > 20 or
-                   max((len(str(c)) for c in data.columns), default=0) > 3 else 0)
+    ax.tick_params(
+        axis="x",
+        labelsize=_font_size(n_cols),
+        rotation=90 if n_cols > 20 or max((len(str(c)) for c in data.columns), default=0) > 3 else 0,
+    )
     color = "0.2" if kwargs.get("cmap") == DIVERGING_CMAP else "white"  # white vanishes in a diverging map
     if row_groups is not None:
         _group_bands(ax, list(row_groups), "y", color)
@@ -118,8 +134,13 @@ def _symmetric_limits(data: pd.DataFrame) -> dict[str, float]:
     return {"vmin": -bound or -1.0, "vmax": bound or 1.0, "cmap": DIVERGING_CMAP}
 
 
-def plot_layer_curve(run: AnalysisRun, metrics: Sequence[str] = ("retrieval_acc",), group_by: str | None = None,
-                     spread: Literal["minmax", "std"] = "minmax", max_groups: int = 8) -> Figure:
+def plot_layer_curve(
+    run: AnalysisRun,
+    metrics: Sequence[str] = ("retrieval_acc",),
+    group_by: str | None = None,
+    spread: Literal["minmax", "std"] = "minmax",
+    max_groups: int = 8,
+) -> Figure:
     """Mean per layer across directed pairs, with IQR and min-max (or ±std) bands and the selected layer."""
     fig = Figure(figsize=(8.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
@@ -129,13 +150,30 @@ def plot_layer_curve(run: AnalysisRun, metrics: Sequence[str] = ("retrieval_acc"
         n_pairs = int(curve["n"].max())
         label = _metric_label(metric)
         ax.plot(curve.index, curve["mean"], color=color, lw=2, marker="o", ms=3.5, label=f"{label}: mean")
-        ax.fill_between(curve.index, curve["q25"], curve["q75"], color=color, alpha=0.3 if i == 0 else 0.15,
-                        lw=0, label="interquartile range" if i == 0 else None)
+        ax.fill_between(
+            curve.index,
+            curve["q25"],
+            curve["q75"],
+            color=color,
+            alpha=0.3 if i == 0 else 0.15,
+            lw=0,
+            label="interquartile range" if i == 0 else None,
+        )
         if i == 0:
-            low, high = ((curve["min"], curve["max"]) if spread == "minmax"
-                         else (curve["mean"] - curve["std"], curve["mean"] + curve["std"]))
-            ax.fill_between(curve.index, low, high, color=color, alpha=0.1, lw=0,
-                            label="min–max" if spread == "minmax" else "mean ± std")
+            low, high = (
+                (curve["min"], curve["max"])
+                if spread == "minmax"
+                else (curve["mean"] - curve["std"], curve["mean"] + curve["std"])
+            )
+            ax.fill_between(
+                curve.index,
+                low,
+                high,
+                color=color,
+                alpha=0.1,
+                lw=0,
+                label="min–max" if spread == "minmax" else "mean ± std",
+            )
     note = ""
     if group_by is not None:
         by_group = run.group_curves(metrics[0], group_by)
@@ -143,27 +181,45 @@ def plot_layer_curve(run: AnalysisRun, metrics: Sequence[str] = ("retrieval_acc"
         if shown.shape[1] < by_group.shape[1]:
             note = f"; dashed: the {shown.shape[1]} largest of {by_group.shape[1]} {group_by} groups"
         # colours after the metrics' own, so that a group line never looks like a metric's mean
-        palette = [*sns.color_palette("tab10", 10)[len(metrics):], *sns.color_palette("Dark2", 8)]
+        palette = [*sns.color_palette("tab10", 10)[len(metrics) :], *sns.color_palette("Dark2", 8)]
         for color, group in zip(palette, shown.columns, strict=False):
             ax.plot(shown.index, shown[group], ls="--", lw=1.1, color=color, label=f"{group_by} {group}")
     selected, sel_metric = run.selected_layer, run.selection.get("metric", metrics[0])
     if sel_metric in metrics:
         value = run.curve(sel_metric).loc[selected, "mean"]
         ax.axvline(selected, color="0.3", ls=":", lw=1.2)
-        ax.plot([selected], [value], marker="*", ms=15, color="gold", mec="black", zorder=5,
-                label=f"selected: layer {selected} ({value:.2f})")
+        ax.plot(
+            [selected],
+            [value],
+            marker="*",
+            ms=15,
+            color="gold",
+            mec="black",
+            zorder=5,
+            label=f"selected: layer {selected} ({value:.2f})",
+        )
     ax.set_xlabel(LAYER_LABEL)
     ax.set_ylabel(_metric_label(metrics[0]) if len(metrics) == 1 else "value")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(run.layer_ids), 20)))
     ax.grid(alpha=0.3)
-    ax.set_title(f"{run.label}: {_metric_label(metrics[0])} by layer\n"
-                 f"spread across {n_pairs} directed language pairs{note}", fontsize=11)
+    ax.set_title(
+        f"{run.label}: {_metric_label(metrics[0])} by layer\nspread across {n_pairs} directed language pairs{note}",
+        fontsize=11,
+    )
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     return fig
 
 
-def _layer_language_figure(table: pd.DataFrame, groups: pd.Series | None, by: str, aggregate: bool | None,
-                           title: str, cbar_label: str, selected: int | None, **heat) -> Figure:
+def _layer_language_figure(
+    table: pd.DataFrame,
+    groups: pd.Series | None,
+    by: str,
+    aggregate: bool | None,
+    title: str,
+    cbar_label: str,
+    selected: int | None,
+    **heat,
+) -> Figure:
     """Languages as rows (grouped, then best first), layers as columns; collapses to groups when many."""
     langs = table.T  # language x layer
     if groups is None:
@@ -192,17 +248,32 @@ def _layer_language_figure(table: pd.DataFrame, groups: pd.Series | None, by: st
     return fig
 
 
-def plot_layer_language_heatmap(run: AnalysisRun, metric: str = "retrieval_acc", group_by: str = "script",
-                                aggregate: bool | None = None) -> Figure:
+def plot_layer_language_heatmap(
+    run: AnalysisRun, metric: str = "retrieval_acc", group_by: str = "script", aggregate: bool | None = None
+) -> Figure:
     """Layer x language heatmap of per-language means (languages ordered by group, then value)."""
     table = run.layer_language(metric)
-    return _layer_language_figure(table, run.groups(group_by, list(table.columns)), group_by, aggregate,
-                                  f"{run.label}: {_metric_label(metric)} per language", _metric_label(metric),
-                                  run.selected_layer, cmap="viridis")
+    return _layer_language_figure(
+        table,
+        run.groups(group_by, list(table.columns)),
+        group_by,
+        aggregate,
+        f"{run.label}: {_metric_label(metric)} per language",
+        _metric_label(metric),
+        run.selected_layer,
+        cmap="viridis",
+    )
 
 
-def _language_figure(matrix: pd.DataFrame, groups: pd.Series | None, order: Order, aggregate: bool | None,
-                     title: str, cbar_label: str, **heat) -> Figure:
+def _language_figure(
+    matrix: pd.DataFrame,
+    groups: pd.Series | None,
+    order: Order,
+    aggregate: bool | None,
+    title: str,
+    cbar_label: str,
+    **heat,
+) -> Figure:
     """Language x language (src rows, tgt columns) heatmap, ordered by group or clustered."""
     by = "script" if order == "cluster" else order
     groups = pd.Series("all", index=matrix.index) if groups is None else groups.reindex(matrix.index)
@@ -242,8 +313,13 @@ def _language_figure(matrix: pd.DataFrame, groups: pd.Series | None, order: Orde
     return fig
 
 
-def plot_language_heatmap(run: AnalysisRun, layer: int | None = None, metric: str = "retrieval_acc",
-                          order: Order = "script", aggregate: bool | None = None) -> Figure:
+def plot_language_heatmap(
+    run: AnalysisRun,
+    layer: int | None = None,
+    metric: str = "retrieval_acc",
+    order: Order = "script",
+    aggregate: bool | None = None,
+) -> Figure:
     """Language x language heatmap at a layer (default: the selected one), grouped or clustered."""
     layer = run.selected_layer if layer is None else layer
     matrix = run.pair_matrix(layer, metric)
@@ -257,8 +333,9 @@ def _labels(runs: Sequence[AnalysisRun], labels: Sequence[str] | None) -> list[s
     if labels is not None:
         return list(labels)
     names = [run.label for run in runs]
-    return [f"{name} ({run.path.name})" if names.count(name) > 1 else name
-            for name, run in zip(names, runs, strict=True)]
+    return [
+        f"{name} ({run.path.name})" if names.count(name) > 1 else name for name, run in zip(names, runs, strict=True)
+    ]
 
 
 def _common(run_a: AnalysisRun, run_b: AnalysisRun) -> tuple[list[str], str]:
@@ -268,17 +345,25 @@ def _common(run_a: AnalysisRun, run_b: AnalysisRun) -> tuple[list[str], str]:
     if len(common) < 2:
         raise MidalignError(f"runs {run_a.path} and {run_b.path} share fewer than 2 languages")
     partial = len(common) < len(run_a.codes) or len(common) < len(run_b.codes)
-    return common, (f" [intersection: {len(common)} languages of {len(run_a.codes)} / {len(run_b.codes)}]"
-                    if partial else "")
+    return common, (
+        f" [intersection: {len(common)} languages of {len(run_a.codes)} / {len(run_b.codes)}]" if partial else ""
+    )
 
 
-def plot_compare_curves(runs: Sequence[AnalysisRun], labels: Sequence[str] | None = None,
-                        metric: str = "retrieval_acc", x: Literal["layer", "relative"] = "layer") -> Figure:
+def plot_compare_curves(
+    runs: Sequence[AnalysisRun],
+    labels: Sequence[str] | None = None,
+    metric: str = "retrieval_acc",
+    x: Literal["layer", "relative"] = "layer",
+) -> Figure:
     """Mean (and IQR) per layer of several runs over their shared languages; x may be relative depth."""
     labels = _labels(runs, labels)
     shared = set.intersection(*(set(run.codes) for run in runs))
-    note = "" if all(set(run.codes) == shared for run in runs) else (
-        f" [intersection: {len(shared)} languages of {' / '.join(str(len(r.codes)) for r in runs)}]")
+    note = (
+        ""
+        if all(set(run.codes) == shared for run in runs)
+        else (f" [intersection: {len(shared)} languages of {' / '.join(str(len(r.codes)) for r in runs)}]")
+    )
     fig = Figure(figsize=(8.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
     for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
@@ -288,24 +373,40 @@ def plot_compare_curves(runs: Sequence[AnalysisRun], labels: Sequence[str] | Non
         ax.plot(xs, curve["mean"], color=f"C{i}", lw=2, marker="o", ms=3.5, label=f"{label} (selected: {sel})")
         ax.fill_between(xs, curve["q25"], curve["q75"], color=f"C{i}", alpha=0.2, lw=0)
         if sel in curve.index:
-            ax.plot([xs[list(curve.index).index(sel)]], [curve.loc[sel, "mean"]], marker="*", ms=14,
-                    color=f"C{i}", mec="black", zorder=5)
+            ax.plot(
+                [xs[list(curve.index).index(sel)]],
+                [curve.loc[sel, "mean"]],
+                marker="*",
+                ms=14,
+                color=f"C{i}",
+                mec="black",
+                zorder=5,
+            )
     ax.set_xlabel("relative depth (0 = embeddings, 1 = last block)" if x == "relative" else LAYER_LABEL)
     if x == "layer":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(_metric_label(metric))
     ax.grid(alpha=0.3)
-    ax.set_title(f"{_metric_label(metric)} by layer{note}\nline: mean over directed pairs, band: interquartile "
-                 "range, star: selected layer", fontsize=11)
+    ax.set_title(
+        f"{_metric_label(metric)} by layer{note}\nline: mean over directed pairs, band: interquartile "
+        "range, star: selected layer",
+        fontsize=11,
+    )
     # Below the axes: run labels are long, and a legend beside the axes pushes the centred title off the canvas.
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, frameon=False)
     return fig
 
 
-def plot_difference_heatmap(run_a: AnalysisRun, run_b: AnalysisRun, metric: str = "retrieval_acc",
-                            view: Literal["layer_language", "pairs"] = "layer_language", layer: int | None = None,
-                            order: Order = "script", aggregate: bool | None = None,
-                            labels: Sequence[str] | None = None) -> Figure:
+def plot_difference_heatmap(
+    run_a: AnalysisRun,
+    run_b: AnalysisRun,
+    metric: str = "retrieval_acc",
+    view: Literal["layer_language", "pairs"] = "layer_language",
+    layer: int | None = None,
+    order: Order = "script",
+    aggregate: bool | None = None,
+    labels: Sequence[str] | None = None,
+) -> Figure:
     """B − A on shared languages/layers: layer x language (`view="layer_language"`) or pairs at a layer."""
     label_a, label_b = _labels([run_a, run_b], labels)
     common, note = _common(run_a, run_b)
@@ -316,13 +417,14 @@ def plot_difference_heatmap(run_a: AnalysisRun, run_b: AnalysisRun, metric: str 
         layers = [layer for layer in run_a.layer_ids if layer in set(run_b.layer_ids)]
         if len(layers) < len(run_a.layer_ids) or len(layers) < len(run_b.layer_ids):
             note += f" [common layers {layers[0]}–{layers[-1]}]"
-        diff = (run_b.layer_language(metric, common).loc[layers, common]
-                - run_a.layer_language(metric, common).loc[layers, common])
+        diff = (
+            run_b.layer_language(metric, common).loc[layers, common]
+            - run_a.layer_language(metric, common).loc[layers, common]
+        )
         title = f"B − A: {_metric_label(metric)} per language{note}\nA = {label_a}, B = {label_b}"
         return _layer_language_figure(diff, groups, by, aggregate, title, cbar, None, **_symmetric_limits(diff))
     layer = run_a.selected_layer if layer is None else layer
-    diff = (run_b.pair_matrix(layer, metric).loc[common, common]
-            - run_a.pair_matrix(layer, metric).loc[common, common])
+    diff = run_b.pair_matrix(layer, metric).loc[common, common] - run_a.pair_matrix(layer, metric).loc[common, common]
     title = f"B − A: {_metric_label(metric)} at layer {layer}{note}\nA = {label_a}, B = {label_b}"
     return _language_figure(diff, groups, order, aggregate, title, cbar, **_symmetric_limits(diff))
 

@@ -101,13 +101,24 @@ class AnalysisRun:
         if self._pairs is not None:
             return _filter(self._pairs, filters)
         if self.pairs_path.suffix == ".parquet":
-            pushed = [(col, "in", list(value)) if isinstance(value, list | tuple | set) else (col, "==", value)
-                      for col, value in filters.items()] or None
+            pushed = [
+                (col, "in", list(value)) if isinstance(value, list | tuple | set) else (col, "==", value)
+                for col, value in filters.items()
+            ] or None
             frame = pd.read_parquet(self.pairs_path, columns=list(PAIR_COLUMNS), filters=pushed)
         else:
-            frame = pd.read_csv(self.pairs_path, keep_default_na=False, na_values={"value": ["", "nan", "NaN"]},
-                                dtype={"layer": "int64", "src": "category", "tgt": "category",
-                                       "metric": "category", "value": "float64"})
+            frame = pd.read_csv(
+                self.pairs_path,
+                keep_default_na=False,
+                na_values={"value": ["", "nan", "NaN"]},
+                dtype={
+                    "layer": "int64",
+                    "src": "category",
+                    "tgt": "category",
+                    "metric": "category",
+                    "value": "float64",
+                },
+            )
             _check_columns(frame, PAIR_COLUMNS, self.pairs_path)
             frame = _filter(frame, filters)
         return frame.reset_index(drop=True)
@@ -134,11 +145,18 @@ class AnalysisRun:
         """
         frame = self._pairs_among(langs, metric=metric)
         grouped = frame.groupby("layer")["value"]
-        out = pd.DataFrame({
-            "mean": grouped.mean(), "std": grouped.std(), "min": grouped.min(),
-            "q25": grouped.quantile(0.25), "median": grouped.median(), "q75": grouped.quantile(0.75),
-            "max": grouped.max(), "n": grouped.count(),
-        })
+        out = pd.DataFrame(
+            {
+                "mean": grouped.mean(),
+                "std": grouped.std(),
+                "min": grouped.min(),
+                "q25": grouped.quantile(0.25),
+                "median": grouped.median(),
+                "q75": grouped.quantile(0.75),
+                "max": grouped.max(),
+                "n": grouped.count(),
+            }
+        )
         out.index = out.index.astype(int)
         return out.sort_index()
 
@@ -173,8 +191,12 @@ class AnalysisRun:
         rows = self.per_language[self.per_language["metric"] == metric]
         if langs is not None and set(langs) != set(self.codes):
             pairs = self._pairs_among(langs, metric=metric)
-            both = pd.concat([pairs[["layer", "src", "value"]].rename(columns={"src": "lang"}),
-                              pairs[["layer", "tgt", "value"]].rename(columns={"tgt": "lang"})])
+            both = pd.concat(
+                [
+                    pairs[["layer", "src", "value"]].rename(columns={"src": "lang"}),
+                    pairs[["layer", "tgt", "value"]].rename(columns={"tgt": "lang"}),
+                ]
+            )
             both["lang"] = both["lang"].astype(str)
             rows = both.groupby(["layer", "lang"], as_index=False)["value"].mean()
         if rows.empty:
@@ -215,8 +237,10 @@ def order_languages(groups: pd.Series, values: pd.Series, by: str) -> list[str]:
     """Codes sorted by group (see `group_rank`), then by value, best first, within each group."""
     ranks = group_rank(groups, by)
     frame = pd.DataFrame({"group": groups, "value": values.reindex(groups.index)})
-    keys = sorted(frame.index, key=lambda code: (ranks[frame.at[code, "group"]],
-                                                 -np.nan_to_num(frame.at[code, "value"], nan=-np.inf), code))
+    keys = sorted(
+        frame.index,
+        key=lambda code: (ranks[frame.at[code, "group"]], -np.nan_to_num(frame.at[code, "value"], nan=-np.inf), code),
+    )
     return list(keys)
 
 
@@ -263,18 +287,26 @@ def load_run(path: str | Path) -> AnalysisRun:
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     selection = json.loads((path / "selection.json").read_text(encoding="utf-8"))
     languages = _read_csv(path / "languages.csv", numeric=("n_sentences",))
-    _check_columns(languages, ("code", "name", "iso_639_3", "script", "family", "resource_level"),
-                   path / "languages.csv")
+    _check_columns(
+        languages, ("code", "name", "iso_639_3", "script", "family", "resource_level"), path / "languages.csv"
+    )
     per_language = _read_csv(path / "per_language.csv", numeric=("layer", "value"))
     _check_columns(per_language, ("layer", "lang", "metric", "value"), path / "per_language.csv")
     layers = _read_csv(path / "layers.csv", numeric=("layer", "mean", "std", "min", "max", "n"))
-    _check_columns(layers, ("layer", "metric", "group_by", "group", "mean", "std", "min", "max", "n"),
-                   path / "layers.csv")
+    _check_columns(
+        layers, ("layer", "metric", "group_by", "group", "mean", "std", "min", "max", "n"), path / "layers.csv"
+    )
     layers["group"] = layers["group"].astype(str).replace("", UNKNOWN_GROUP)
     for key in ("layer", "metric"):
         if key not in selection:
             raise MidalignError(f"{path / 'selection.json'} lacks the key {key!r}")
     logger.debug("loaded run %s (%d languages, pairs from %s)", path, len(languages), pairs_path.name)
-    return AnalysisRun(path=path, config=config, selection=selection,
-                       languages=languages.set_index("code"), per_language=per_language, layers=layers,
-                       pairs_path=pairs_path)
+    return AnalysisRun(
+        path=path,
+        config=config,
+        selection=selection,
+        languages=languages.set_index("code"),
+        per_language=per_language,
+        layers=layers,
+        pairs_path=pairs_path,
+    )

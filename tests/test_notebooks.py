@@ -30,22 +30,25 @@ NOTEBOOKS, build_notebook = make_notebooks.NOTEBOOKS, make_notebooks.build_noteb
 def _execute(name: str) -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=180,
-                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(NOTEBOOK_DIR)}}
+    )
     client.execute()  # raises CellExecutionError, with the cell's traceback, if any cell fails
     return nb
 
 
 def _images(nb: nbformat.NotebookNode) -> int:
-    return sum("image/png" in out.get("data", {}) for cell in nb.cells if cell.cell_type == "code"
-               for out in cell.outputs)
+    return sum(
+        "image/png" in out.get("data", {}) for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+    )
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_committed_notebooks_are_generated_and_clean(name: str) -> None:
     committed = json.loads((NOTEBOOK_DIR / name).read_text(encoding="utf-8"))
     assert committed == json.loads(nbformat.writes(build_notebook(NOTEBOOKS[name]))), (
-        f"{name} differs from notebooks/make_notebooks.py: run `python notebooks/make_notebooks.py`")
+        f"{name} differs from notebooks/make_notebooks.py: run `python notebooks/make_notebooks.py`"
+    )
     for cell in committed["cells"]:
         assert not cell.get("outputs") and cell.get("execution_count") is None  # committed without outputs
 
@@ -57,8 +60,13 @@ def test_layer_heatmaps_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert nb.cells[-1].outputs[0]["text"].strip() == sys.prefix  # the kernel ran in this environment
     assert _images(nb) >= 5
     written = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert written == ["language_heatmap_cluster.png", "language_heatmap_layer0.png",
-                       "language_heatmap_layer4.png", "layer_curve.png", "layer_language_heatmap.png"]
+    assert written == [
+        "language_heatmap_cluster.png",
+        "language_heatmap_layer0.png",
+        "language_heatmap_layer4.png",
+        "layer_curve.png",
+        "layer_language_heatmap.png",
+    ]
     assert all(p.stat().st_size > 10_000 for p in tmp_path.glob("*.png"))
 
 
@@ -69,5 +77,9 @@ def test_compare_runs_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     nb = _execute("compare_runs.ipynb")
     assert _images(nb) >= 4
     written = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
-    assert written == ["compare_curves.png", "compare_curves_relative.png", "difference_layer_language.png",
-                       "difference_pairs.png"]
+    assert written == [
+        "compare_curves.png",
+        "compare_curves_relative.png",
+        "difference_layer_language.png",
+        "difference_pairs.png",
+    ]

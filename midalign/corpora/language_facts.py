@@ -5,6 +5,7 @@ from __future__ import annotations
 # Top-level family, only where the classification is uncontroversial. Mande, Songhay and Ijoid are
 # given as themselves rather than under Niger-Congo / Nilo-Saharan because their membership there is
 # disputed; Ubangian, Kordofanian, Omotic and Koman languages, and Malay-based creoles, are left empty.
+# fmt: off
 _FAMILIES: dict[str, str] = {
     "Afro-Asiatic": "aar acm acq aeb ajp amh apc arb ars ary arz dbr gaz gex hau heb kab mlt som taq tir "
     "tzm ymm zgh",
@@ -68,6 +69,7 @@ _FAMILIES: dict[str, str] = {
     "Yanomaman": "guu",
     "Zaparoan": "arl zro",
 }
+# fmt: on
 FAMILY: dict[str, str] = {iso: family for family, isos in _FAMILIES.items() for iso in isos.split()}
 
 
@@ -87,11 +89,13 @@ _UNSURE = _words(
 )
 # The high/medium level is that of the standard language in its usual script: it does not carry over to
 # another script (Vietnamese in chữ Nôm, Malay in Jawi, romanised Arabic) or to a regional dialect.
+# fmt: off
 _USUAL_SCRIPTS: dict[str, str] = {
     "arb": "Arab", "cmn": "Hans Hant", "zho": "Hans Hant", "jpn": "Jpan", "kor": "Hang", "rus": "Cyrl",
     "ukr": "Cyrl", "bul": "Cyrl", "pes": "Arab", "urd": "Arab", "hin": "Deva", "ben": "Beng", "tam": "Taml",
     "heb": "Hebr", "tha": "Thai",
 }
+# fmt: on
 _DIALECTS = _words(
     """cmn_Hans_beijing cmn_Hans_guiyang cmn_Hans_harbin cmn_Hans_nanjing cmn_Hans_tianjin jpn_Jpan_osaka
     jpn_Jpan_tokyo fra_Latn_welche"""
@@ -99,7 +103,7 @@ _DIALECTS = _words(
 
 
 def resource_level(code: str) -> str:
-    """"high", "medium" or "low" for a `xxx_Scrp[_variant]` code, or "" where it is not known for sure."""
+    """ "high", "medium" or "low" for a `xxx_Scrp[_variant]` code, or "" where it is not known for sure."""
     iso, script = code[:3], code[4:8]
     if iso in _HIGH or iso in _MEDIUM:
         if code in _DIALECTS or script not in _USUAL_SCRIPTS.get(iso, "Latn").split():
@@ -110,6 +114,7 @@ def resource_level(code: str) -> str:
 
 # FLORES+ codes and names (openlanguagedata/flores README and dataset cards, v2), then FLORES-200 codes
 # that FLORES+ relabelled (kept so that either name resolves).
+# fmt: off
 FLORES: dict[str, str] = {
     "ace_Arab": "Acehnese (Arabic script)", "ace_Latn": "Acehnese (Latin script)",
     "acm_Arab": "Mesopotamian Arabic", "acq_Arab": "Taʽizzi-Adeni Arabic", "aeb_Arab": "Tunisian Arabic",
@@ -180,3 +185,4 @@ FLORES: dict[str, str] = {
     "twi_Latn": "Twi", "tzm_Tfng": "Central Atlas Tamazight", "zho_Hans": "Chinese (Simplified)",
     "zho_Hant": "Chinese (Traditional)",
 }
+# fmt: on
