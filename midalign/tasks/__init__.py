@@ -1,0 +1,138 @@
+"""Task recipes: where the examples come from, how they are prompted, and how predictions are scored.
+
+Every recipe turns its source into `Example`s (a prompt, the reference answer, a language code) and scores one
+language's predictions at a time. The same examples serve both sides of an experiment: `write_jsonl` writes the
+prompt/completion/language JSONL that `midalign-train --task-data` reads (completion = " " + reference, so the
+prompt never ends in a space), and `midalign-evaluate` generates from the very same prompts.
+
+Recipes (one module each): `cldr` (offline: CLDR date/number formats via babel), `slots` (MASSIVE slot filling),
+`translation` (any parallel corpus, both directions), `entities` (named entities as JSON, Universal NER style).
+Language codes are FLORES-style (`deu_Latn`) everywhere, so scores line up with a training run's languages.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from midalign.errors import MidalignError
+
+TASKS = ("cldr", "massive", "translation", "entities")
+_MODULES = {"cldr": "cldr", "massive": "slots", "translation": "translation", "entities": "entities"}
+
+
+class TaskError(MidalignError):
+    """A task source, option or language that a recipe cannot use."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One test item: the model reads `prompt` and should write `reference`; `meta` is recipe-specific."""
+
+    id: str
+    language: str
+    prompt: str
+    reference: str
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class TaskOptions:
+    """What a recipe needs to build its examples (`midalign-evaluate` fills it from its flags)."""
+
+    source: str | None = None  # a file, folder or hub id; None = the recipe's default
+    split: str | None = None
+    langs: Sequence[str] = ()
+    max_examples: int | None = None  # per language
+    seed: int = 0
+    cldr_kind: str = "date_long"
+    directions: Sequence[str] = ("x2en", "en2x")
+    english: str = "eng_Latn"
+
+
+def recipe(task: str) -> ModuleType:
+    """The module of a task recipe; each has `load_examples(TaskOptions)` and `score(examples, predictions)`."""
+    if task not in _MODULES:
+        raise TaskError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return importlib.import_module(f"midalign.tasks.{_MODULES[task]}")
+
+
+def completion(reference: str) -> str:
+    """The training completion for a reference: a leading space, so that prompts never end in one."""
+    return " " + reference
+
+
+def write_jsonl(path: str | Path, examples: Iterable[Example]) -> Path:
+    """Write prompt/completion/language JSONL (plus id, reference and meta) for `midalign-train --task-data`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            record = {
+                "id": example.id,
+                "language": example.language,
+                "prompt": example.prompt,
+                "completion": completion(example.reference),
+                "reference": example.reference,
+                **example.meta,
+            }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_jsonl(path: str | Path, max_examples: int | None = None, langs: Sequence[str] = ()) -> list[Example]:
+    """Examples from a JSONL file `write_jsonl` (or any prompt/completion/language file) wrote."""
+    examples, counts = [], {}
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise TaskError(f"{path}, line {number}: not valid JSON ({error.msg})") from error
+            missing = [name for name in ("prompt", "language") if name not in record]
+            if missing or ("completion" not in record and "reference" not in record):
+                raise TaskError(f"{path}, line {number}: needs prompt, completion (or reference) and language")
+            language = str(record.pop("language"))
+            if langs and language not in langs:
+                continue
+            counts[language] = counts.get(language, 0) + 1
+            if max_examples is not None and counts[language] > max_examples:
+                continue
+            reference = record.pop("reference", None)
+            reference = record.pop("completion", "").strip() if reference is None else reference
+            record.pop("completion", None)
+            example_id = str(record.pop("id", f"{language}-{number}"))
+            examples.append(Example(example_id, language, record.pop("prompt"), reference, record))
+    if not examples:
+        raise TaskError(f"{path}: no examples" + (f" for languages {list(langs)}" if langs else ""))
+    return examples
+
+
+def by_language(examples: Sequence[Example]) -> dict[str, list[int]]:
+    """Positions of each language's examples, languages in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for index, example in enumerate(examples):
+        groups.setdefault(example.language, []).append(index)
+    return groups
+
+
+def f1_scores(n_correct: int, n_predicted: int, n_gold: int) -> dict[str, float]:
+    """Micro precision, recall and F1 from counts; nothing predicted and nothing expected counts as perfect."""
+    if n_predicted == 0 and n_gold == 0:
+        return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    precision = n_correct / n_predicted if n_predicted else 0.0
+    recall = n_correct / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def multiset_overlap(gold: Sequence, predicted: Sequence) -> int:
+    """How many predicted items match a gold item, each gold item matched at most once."""
+    return sum((Counter(gold) & Counter(predicted)).values())

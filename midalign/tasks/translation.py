@@ -1,0 +1,125 @@
+"""Machine translation between English and each language of any parallel source `load_parallel` reads.
+
+Sources: the bundled UDHR (`udhr`, offline), a local FLORES+-layout folder, or FLORES+ on the hub. Each sentence
+gives one example per direction, X->English (`x2en`) and English->X (`en2x`); both count towards the
+non-English language, with the direction in the metric name (`x2en_bleu`, `en2x_chrf`, ...).
+
+Scores are sacrebleu's corpus BLEU and chrF per language and direction. BLEU tokenizes Chinese with `zh` and
+languages written without spaces (Japanese, Thai, Lao, Khmer, Burmese) by character; everything else with
+sacrebleu's default `13a`. COMET (`wmt22-comet-da`) is added where the `unbabel-comet` package is installed and
+its model can be loaded; otherwise it is skipped with one warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+
+from midalign.tasks import Example, TaskOptions
+
+logger = logging.getLogger(__name__)
+
+DIRECTIONS = ("x2en", "en2x")
+COMET_MODEL = "Unbabel/wmt22-comet-da"
+_BLEU_TOKENIZE = {"cmn": "zh", "zho": "zh", "yue": "zh", "jpn": "char", "tha": "char", "lao": "char",
+                  "khm": "char", "mya": "char"}  # fmt: skip
+
+
+def _name(code: str) -> str:
+    """The language's English name (`deu_Latn` -> German; members of a macrolanguage by its name: `cmn` -> Chinese)."""
+    import langcodes
+
+    from midalign.languages import MACROLANGUAGE_MEMBERS
+
+    lang = code.split("_")[0]
+    lang = next((macro for macro, members in MACROLANGUAGE_MEMBERS.items() if lang in members), lang)
+    tag = langcodes.Language.get(lang)
+    return tag.display_name() if tag.is_valid() and langcodes.tag_is_valid(lang) and tag.language_name() else code
+
+
+def prompt(text: str, src: str, tgt: str) -> str:
+    """`Translate from German to English.\\nGerman: ...\\nEnglish:` (language names in English)."""
+    source, target = _name(src), _name(tgt)
+    return f"Translate from {source} to {target}.\n{source}: {' '.join(text.split())}\n{target}:"
+
+
+def load_examples(options: TaskOptions) -> list[Example]:
+    """Both directions (or those asked for) for every language paired with English, one example each."""
+    from midalign.data import load_parallel
+    from midalign.tasks import TaskError
+
+    bad = [d for d in options.directions if d not in DIRECTIONS]
+    if bad or not options.directions:
+        raise TaskError(f"--directions must be among {', '.join(DIRECTIONS)}, got {list(options.directions)}")
+    if not options.langs:
+        raise TaskError("translation needs --langs: the languages to translate from and into English")
+    langs = [options.english, *[lang for lang in options.langs if lang != options.english]]
+    corpus = load_parallel(options.source or "udhr", langs, options.split, options.max_examples)
+    english, examples = corpus.languages[0], []
+    for lang in corpus.languages[1:]:
+        for direction in options.directions:
+            src, tgt = (lang, english) if direction == "x2en" else (english, lang)
+            for sentence_id, source, target in zip(
+                corpus.ids, corpus.sentences[src], corpus.sentences[tgt], strict=True
+            ):
+                examples.append(
+                    Example(
+                        f"{sentence_id}-{src}-{tgt}",
+                        lang,
+                        prompt(source, src, tgt),
+                        " ".join(target.split()),
+                        {"direction": direction, "src_lang": src, "tgt_lang": tgt, "source": source},
+                    )
+                )
+    return examples
+
+
+def bleu_tokenizer(language: str) -> str:
+    """sacrebleu's BLEU tokenizer for text in `language` (a FLORES-style code)."""
+    return _BLEU_TOKENIZE.get(language.split("_")[0], "13a")
+
+
+@functools.cache
+def _comet_model():
+    try:
+        from comet import download_model, load_from_checkpoint
+    except ImportError:
+        logger.warning("COMET skipped: the unbabel-comet package is not installed")
+        return None
+    try:
+        return load_from_checkpoint(download_model(COMET_MODEL))
+    except Exception as error:  # no network, no hub access, a broken download: COMET is optional
+        logger.warning("COMET skipped: cannot load %s (%s)", COMET_MODEL, error)
+        return None
+
+
+def comet(sources: Sequence[str], hypotheses: Sequence[str], references: Sequence[str]) -> float | None:
+    """System-level COMET, or None where unbabel-comet or its model is unavailable."""
+    model = _comet_model()
+    if model is None:
+        return None
+    data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
+    return float(model.predict(data, batch_size=16, progress_bar=False).system_score)
+
+
+def score(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, float]:
+    """Corpus BLEU and chrF (0-100) of one language, per direction; COMET (0-1) where available."""
+    import sacrebleu
+
+    scores: dict[str, float] = {}
+    for direction in DIRECTIONS:
+        rows = [i for i, e in enumerate(examples) if e.meta.get("direction") == direction]
+        if not rows:
+            continue
+        hypotheses = [predictions[i] for i in rows]
+        references = [examples[i].reference for i in rows]
+        target = examples[rows[0]].meta["tgt_lang"]
+        scores[f"{direction}_bleu"] = sacrebleu.corpus_bleu(
+            hypotheses, [references], tokenize=bleu_tokenizer(target)
+        ).score
+        scores[f"{direction}_chrf"] = sacrebleu.corpus_chrf(hypotheses, [references]).score
+        value = comet([examples[i].meta["source"] for i in rows], hypotheses, references)
+        if value is not None:
+            scores[f"{direction}_comet"] = value
+    return scores
