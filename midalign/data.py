@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 import datasets
+import pyarrow
 from tqdm.auto import tqdm
 
 from midalign.errors import MidalignError
@@ -110,9 +111,23 @@ def default_split(source: str, language: str) -> str:
     return splits[0]
 
 
+def _data_files(path: str, language: str, split: str) -> list[str]:
+    """The files behind one language and split, for error messages (empty if even that cannot be told)."""
+    try:
+        return list(datasets.load_dataset_builder(path, language, token=_token()).config.data_files.get(split, []))
+    except Exception:  # only used to say more in an error that is already being raised
+        return []
+
+
 def _load_language(path: str, source: str, language: str, split: str) -> tuple[list[str], list[str]]:
     try:
         table = datasets.load_dataset(path, language, split=split, token=_token())
+    # A damaged file fails while reading its schema (ArrowInvalid, a ValueError too) or its rows: say which file.
+    except (pyarrow.ArrowException, datasets.exceptions.DatasetGenerationError) as error:
+        files = ", ".join(_data_files(path, language, split)) or "its data files"
+        raise CorpusError(
+            f"cannot read {language}/{split} of {source!r} ({files}): {error.__cause__ or error}"
+        ) from error
     except ValueError as error:  # datasets says "Unknown split" this way
         raise CorpusError(f"{source!r} has no split {split!r} for {language}: {error}") from error
     missing = {"id", "text"} - set(table.column_names)
