@@ -75,7 +75,7 @@ def summarize(before: pd.DataFrame, after: pd.DataFrame, layer: int, english: st
     mean = long.groupby(["stage", "layer", "direction"], as_index=False)["value"].mean().assign(lang="mean")
     long = pd.concat([long, mean])
     wide = long.pivot_table(index=["layer", "lang", "direction"], columns="stage", values="value").reset_index()
-    wide["delta"] = wide["after"] - wide["before"]
+    wide["delta"] = (wide["after"] - wide["before"]).round(9)  # no 1e-9 residues of equal float means
     at_layer = wide[wide.layer == layer]
     curve = wide[(wide.lang == "mean") & (wide.direction == "both") & (wide.layer != layer)]
     summary = pd.concat([at_layer, curve]).reset_index(drop=True)

@@ -16,6 +16,9 @@ task micro-batches run the whole model, with logits only from the earliest compl
 
 Checkpoints (`OUT/checkpoints/step-NNNNNN`) hold the adapter weights, optimizer, schedule and RNG states
 (`Accelerator.save_state`; the frozen base weights are not written) and `trainer_state.json`, written last.
+
+Scope: one process (CPU, or one GPU). Multi-process launches are not supported yet: the stopped alignment forward
+calls the unwrapped model, which DDP would not synchronise, and logs and checkpoints are written by every process.
 """
 
 from __future__ import annotations
@@ -112,6 +115,8 @@ class Trainer:
             # Several runs in one process (a notebook, the tests) may differ in precision; a CLI run never does.
             AcceleratorState._reset_state()
         self.accelerator = Accelerator(cpu=config.device == "cpu", mixed_precision=mixed)
+        if self.accelerator.num_processes > 1:
+            raise MidalignError("midalign-train runs as one process (CPU or one GPU); multi-process is not supported")
         self.align_loss = losses.AlignmentLoss(config.temperature, config.symmetric)
         use_align = bool(pairs) and not (task and config.align_weight == 0)  # weight 0: the task-only baseline
         self.kinds = _pattern(config.mode, has_task=bool(task), has_align=use_align)
