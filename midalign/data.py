@@ -6,9 +6,11 @@ UDHR corpus (`"udhr"`) lives inside the package in the same layout, so a fresh i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -119,9 +121,11 @@ def _data_files(path: str, language: str, split: str) -> list[str]:
         return []
 
 
-def _load_language(path: str, source: str, language: str, split: str) -> tuple[list[str], list[str]]:
+def _load_language(
+    path: str, source: str, language: str, split: str, cache_dir: str | None = None
+) -> tuple[list[str], list[str]]:
     try:
-        table = datasets.load_dataset(path, language, split=split, token=_token())
+        table = datasets.load_dataset(path, language, split=split, token=_token(), cache_dir=cache_dir)
     # A damaged file fails while reading its schema (ArrowInvalid, a ValueError too) or its rows: say which file.
     except (pyarrow.ArrowException, datasets.exceptions.DatasetGenerationError) as error:
         files = ", ".join(_data_files(path, language, split)) or "its data files"
@@ -172,14 +176,21 @@ def load_parallel(
     split = split or default_split(source, languages[0])
     corpus: ParallelCorpus | None = None
     datasets.disable_progress_bars()  # one bar over languages beats hundreds of per-file bars
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(datasets.enable_progress_bars)
+        cache_dir = None
+        if Path(path).is_dir():
+            # `datasets` keys its cache of a local folder by the folder's name and README only, never by the files:
+            # another folder of the same name, or an edited file, would silently load the sentences cached before.
+            # A throwaway cache costs ~15% more load time; hub sources stay cached, keyed by their revision.
+            cache_dir = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="midalign-corpus-", ignore_cleanup_errors=True)
+            )
         for language in tqdm(languages, desc=f"load {Path(source).name}/{split}", unit="lang", leave=False):
-            ids, texts = _load_language(path, source, language, split)
+            ids, texts = _load_language(path, source, language, split, cache_dir)
             if corpus is None:
                 corpus = ParallelCorpus(source, split, ids)
             corpus.sentences[language] = _align_to(corpus.ids, ids, texts, language, languages[0])
-    finally:
-        datasets.enable_progress_bars()
     assert corpus is not None
     if max_sentences is not None and max_sentences < len(corpus.ids):
         corpus = corpus.select(range(max_sentences))
