@@ -198,10 +198,13 @@ def _steps(out: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.parametrize("mode", ["alternate", "weighted", "alignment-only"])
+@pytest.mark.parametrize("mode", ["alternate", "weighted", "alignment-only", "task-only"])
 def test_cli_end_to_end(mode, tiny_gemma_dir, flores_dir, task_file, tmp_path) -> None:
     out = tmp_path / "run"
-    extra = [] if mode == "alignment-only" else ["--task-data", str(task_file), "--mode", mode]
+    extra = {
+        "alignment-only": [],
+        "task-only": ["--task-data", str(task_file), "--align-weight", "0"],
+    }.get(mode, ["--task-data", str(task_file), "--mode", mode])
     assert main(_args(tiny_gemma_dir, flores_dir, out, "--layer", "2", "--epochs", "2", *extra)) == 0
     for name in OUTPUT_FILES:
         assert (out / name).is_file(), name
@@ -214,7 +217,11 @@ def test_cli_end_to_end(mode, tiny_gemma_dir, flores_dir, task_file, tmp_path) -
     rows = _steps(out)
     assert len(rows) == resolved["total_steps"] and [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
     has = [(bool(r["task_loss"]), bool(r["align_loss"])) for r in rows]
-    expected = {"alternate": [(True, False), (False, True)], "weighted": [(True, True)]}.get(mode, [(False, True)])
+    expected = {
+        "alternate": [(True, False), (False, True)],
+        "weighted": [(True, True)],
+        "task-only": [(True, False)],
+    }.get(mode, [(False, True)])
     assert has == (expected * len(rows))[: len(rows)]
     assert float(rows[-1]["epoch"]) == 2.0
     summary = (out / "eval_summary.csv").read_text()
