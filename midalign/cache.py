@@ -39,17 +39,22 @@ class CacheKey:
     ids_hash: str
 
 
-def _atomic_write(path: Path, write: callable) -> None:  # type: ignore[valid-type]
+def _atomic_write(path: Path, write: callable) -> str:  # type: ignore[valid-type]
+    """Write via a temporary file renamed into place; return the sha256 of the bytes written."""
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        # Hashed before the rename: once renamed, another run sharing the cache may replace `path` at any moment,
+        # and a manifest must vouch for our bytes only.
+        digest = _sha256(Path(temp))
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    return digest
 
 
 def _sha256(path: Path) -> str:
@@ -76,13 +81,8 @@ class StateCache:
             raise ValueError(f"{key.language}: {states.shape[0]} rows for {key.n_sentences} sentences")
         array_path, manifest_path = self._paths(key.language)
         manifest_path.unlink(missing_ok=True)  # an old manifest must never vouch for a new array
-        _atomic_write(array_path, lambda file: np.save(file, np.ascontiguousarray(states, dtype=np.float32)))
-        manifest = {
-            "format": CACHE_FORMAT,
-            **asdict(key),
-            "shape": list(states.shape),
-            "sha256": _sha256(array_path),
-        }
+        digest = _atomic_write(array_path, lambda file: np.save(file, np.ascontiguousarray(states, dtype=np.float32)))
+        manifest = {"format": CACHE_FORMAT, **asdict(key), "shape": list(states.shape), "sha256": digest}
         _atomic_write(manifest_path, lambda file: file.write(json.dumps(manifest, indent=1).encode()))
         return array_path
 

@@ -145,7 +145,10 @@ def extract_corpus(
             progress.set_postfix_str(lang)
             states = extract_states(model, tokenizer, tokenized[lang], layers, pooling, batch_size, progress, lang)
             cache.save(keys[lang], states)  # saved per language, so an interrupted run resumes here
-            results[lang] = cache.load(keys[lang], verify=False)
+            # Memory-mapped back so hundreds of languages fit, and verified: another run sharing the cache may
+            # have replaced the entry already, and then our own states are the ones to use.
+            saved = cache.load(keys[lang])
+            results[lang] = states if saved is None else saved
     elapsed = time.perf_counter() - start
     logger.info("extracted %d tokens in %.1f s (%.0f tok/s)", total, elapsed, total / max(elapsed, 1e-9))
     return {lang: results[lang] for lang in corpus.languages}
