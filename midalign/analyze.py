@@ -129,6 +129,7 @@ def run(config: AnalyzeConfig) -> dict:
 
     started = time.perf_counter()
     out = prepare_output_dir(config.out)
+    cache = StateCache(Path(config.cache_dir) if config.cache_dir else out / "cache")  # fails before long work
     wanted = requested_languages(config.langs, config.dataset, config.split)
     corpus = load_parallel(config.dataset, wanted, config.split, config.max_sentences)
     languages = corpus.languages
@@ -138,7 +139,6 @@ def run(config: AnalyzeConfig) -> dict:
     identity = model_identity(model)
     n_layers = num_layers(model)
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
-    cache = StateCache(Path(config.cache_dir) if config.cache_dir else out / "cache")
     write_config(
         out,
         config,

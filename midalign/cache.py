@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from midalign.errors import MidalignError
+
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
@@ -70,7 +72,10 @@ class StateCache:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a path under a file, no permission: say so before any work is done
+            raise MidalignError(f"cannot use cache directory {str(root)!r}: {error.strerror or error}") from error
 
     def _paths(self, language: str) -> tuple[Path, Path]:
         return self.root / f"{language}.npy", self.root / f"{language}.json"
