@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 # Above this many rows the tidy pair table is written as parquet only (442 languages: ~15M rows, ~0.6 GB of CSV).
 CSV_ROW_LIMIT = 3_000_000
+# A finished run's results. A new run into the same folder removes them before writing its config.json, so that an
+# interrupted run never leaves its config beside another run's results (load_run and midalign-train's reuse of a
+# finished analysis trust config.json and selection.json to describe one run).
+RESULT_FILES = ("selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv")
 
 
 @dataclass
@@ -139,6 +143,8 @@ def run(config: AnalyzeConfig) -> dict:
     identity = model_identity(model)
     n_layers = num_layers(model)
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
+    for name in RESULT_FILES:
+        (out / name).unlink(missing_ok=True)
     write_config(
         out,
         config,
