@@ -295,8 +295,11 @@ def _load_hf(
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map, **kwargs)
-    except OSError as error:
-        mapped = _not_found(name, revision, error) if hub else None
+    except (OSError, ValueError) as error:
+        if not hub:  # a folder that exists but does not load (no weights, no usable tokenizer, a bad config.json)
+            detail = " ".join(str(error).split())  # transformers' messages span lines; keep the error to one
+            raise MidalignError(f"cannot load the model folder {name}: {type(error).__name__}: {detail}") from error
+        mapped = _not_found(name, revision, error) if isinstance(error, OSError) else None
         if mapped is None:
             raise
         raise mapped from error
