@@ -129,7 +129,7 @@ def write_tables(out: Path, matrices: dict, languages: list[str], layers: list[i
 
 def run(config: AnalyzeConfig) -> dict:
     """Run the whole analysis into `config.out`; return the selection."""
-    from midalign.models import load_model, model_identity
+    from midalign.models import clamp_max_length, load_model, model_identity
 
     started = time.perf_counter()
     out = prepare_output_dir(config.out)
@@ -140,6 +140,7 @@ def run(config: AnalyzeConfig) -> dict:
     if len(languages) < 2:
         raise MidalignError("at least two languages are needed to compare")
     model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device, revision=config.revision)
+    max_length = clamp_max_length(config.max_length, model)  # what the cache key records: it changes the numbers
     identity = model_identity(model)
     n_layers = num_layers(model)
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
@@ -152,6 +153,7 @@ def run(config: AnalyzeConfig) -> dict:
         languages=languages,
         split=corpus.split,
         n_sentences=len(corpus.ids),
+        max_length=max_length,
         n_layers=n_layers,
         dtype=dtype_name,
         device=str(next(model.parameters()).device),
@@ -166,7 +168,7 @@ def run(config: AnalyzeConfig) -> dict:
         identity,
         dtype_name,
         config.pooling,
-        config.max_length,
+        max_length,
         config.batch_size,
         config.overwrite,
     )

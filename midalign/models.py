@@ -131,6 +131,23 @@ def model_identity(model: nn.Module) -> str:
     return f"{name}@unknown-revision"
 
 
+def context_length(model: nn.Module) -> int | None:
+    """The most positions the model was built for (`max_position_embeddings`), or None where its config has none."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    value = getattr(config, "max_position_embeddings", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def clamp_max_length(max_length: int, model: nn.Module) -> int:
+    """`max_length`, or the model's context where that is shorter (with a warning): past it, absolute position
+    embeddings fail outright and rotary ones extrapolate silently."""
+    limit = context_length(model)
+    if limit is not None and max_length > limit:
+        logger.warning("--max-length %d exceeds the model's context of %d tokens; using %d", max_length, limit, limit)
+        return limit
+    return max_length
+
+
 def cache_root() -> Path:
     """Root of midalign's cache: $MIDALIGN_CACHE, else the platform's user cache folder."""
     if os.environ.get("MIDALIGN_CACHE"):

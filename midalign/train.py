@@ -226,7 +226,7 @@ def run(config: TrainConfig) -> dict:
     from accelerate.utils import set_seed
 
     from midalign import train_data, train_eval
-    from midalign.models import load_model, model_identity, resolve_dtype
+    from midalign.models import clamp_max_length, load_model, model_identity, resolve_dtype
     from midalign.trainer import Trainer, attach_lora, resolve_target_modules
 
     started = time.perf_counter()
@@ -241,13 +241,14 @@ def run(config: TrainConfig) -> dict:
     model, tokenizer = load_model(config.model, dtype=precision, device="cpu", revision=config.revision)
     n_layers = num_layers(model)
     check_layer(layer, n_layers)
+    max_length = clamp_max_length(config.max_length, model)
     identity = model_identity(model)
     if analysed is not None and analysed != identity:
         logger.warning("the layer was picked by an analysis of %s, but this run trains %s", analysed, identity)
     train_rows, heldout_rows = train_data.heldout_split(corpus.ids, config.heldout_fraction)
     pairs = train_data.build_pairs(corpus, english, train_rows, config.pairs_per_language, config.seed)
-    pair_features = train_data.tokenize_pairs(tokenizer, pairs, config.max_length)
-    task_features = train_data.tokenize_task(tokenizer, task, config.max_length) if task else None
+    pair_features = train_data.tokenize_pairs(tokenizer, pairs, max_length)
+    task_features = train_data.tokenize_task(tokenizer, task, max_length) if task else None
     targets = resolve_target_modules(model, config.target_modules)
     set_seed(config.seed)  # LoRA's A matrices are drawn here
     model = attach_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, targets)
@@ -257,6 +258,7 @@ def run(config: TrainConfig) -> dict:
         "layer": layer,
         "layer_source": layer_source,
         "n_layers": n_layers,
+        "max_length": max_length,
         "model_identity": identity,
         "precision": precision,
         "device": str(trainer.accelerator.device),
@@ -297,7 +299,7 @@ def run(config: TrainConfig) -> dict:
             heldout,
             english,
             stage,
-            config.max_length,
+            max_length,
             config.eval_batch_size,
             autocast=trainer.accelerator.autocast(),
         )
