@@ -95,6 +95,9 @@ def load_task_data(source: str, split: str = "train") -> list[TaskExample]:
     import datasets
 
     path = Path(source).expanduser()
+    if not path.exists() and path.suffix in {".jsonl", ".ndjson", ".json", ".csv", ".parquet"}:
+        # A file name, not a hub id: datasets would report it as unreachable on the hub.
+        raise TaskDataError(f"task data file {source!r} does not exist (resolved to {path.resolve()})")
     if path.is_file() and path.suffix in {".jsonl", ".ndjson"}:
         examples = _read_jsonl(path)
     else:
