@@ -3,7 +3,7 @@
 An entry is `<lang>.npy` plus `<lang>.json`, its manifest. The array is written first and the manifest last, each
 to a temporary file renamed into place, so a killed run leaves either a whole entry or one without a manifest,
 which counts as missing. The manifest records only what changes the numbers (DESIGN.md §6): model identity,
-dtype, pooling, max length, corpus, split, language, sentence count, a hash of the sentence ids, plus the
+dtype, pooling, max length, corpus, split, language, sentence count, a hash of the sentence ids and texts, plus the
 array's shape and sha256; device and batch size are deliberately absent.
 """
 
@@ -38,7 +38,7 @@ class CacheKey:
     split: str
     language: str
     n_sentences: int
-    ids_hash: str
+    sentences_hash: str  # ids and texts: an edited corpus file must not reuse states of the old text
 
 
 def _atomic_write(path: Path, write: callable) -> str:  # type: ignore[valid-type]

@@ -50,9 +50,12 @@ class ParallelCorpus:
         """The languages in load order."""
         return list(self.sentences)
 
-    def ids_hash(self) -> str:
-        """A short hash of the sentence ids, so caches notice a different subset or order."""
-        return hashlib.sha256("\n".join(self.ids).encode()).hexdigest()[:16]
+    def sentences_hash(self, language: str) -> str:
+        """A short hash of one language's ids and texts, so caches notice another subset, order or edited text."""
+        rows = "\n".join(
+            f"{sentence_id}\t{text}" for sentence_id, text in zip(self.ids, self.sentences[language], strict=True)
+        )
+        return hashlib.sha256(rows.encode()).hexdigest()[:16]
 
     def select(self, rows: Sequence[int]) -> ParallelCorpus:
         """The same languages restricted to the given row positions."""

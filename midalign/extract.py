@@ -123,7 +123,15 @@ def extract_corpus(
     layers = list(range(num_layers(model) + 1))
     keys = {
         lang: CacheKey(
-            model_id, dtype, pooling, max_length, corpus.source, corpus.split, lang, len(corpus.ids), corpus.ids_hash()
+            model_id,
+            dtype,
+            pooling,
+            max_length,
+            corpus.source,
+            corpus.split,
+            lang,
+            len(corpus.ids),
+            corpus.sentences_hash(lang),
         )
         for lang in corpus.languages
     }

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from midalign.analyze import main
-from tests.helpers import FLORES_LIKE
+from tests.helpers import FLORES_LIKE, write_flores_layout
 
 LANGS = ["en", "de", "fr", "ru"]
 CODES = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl"]
@@ -117,3 +117,16 @@ def test_bad_input_fails_clearly(
     base = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de"]
     assert main([*base, "--out", str(tmp_path / "run"), *args]) == 2
     assert message in caplog.text
+
+
+def test_edited_sentence_text_recomputes_only_that_language(tiny_model_dir: Path, tmp_path: Path) -> None:
+    corpus = write_flores_layout(tmp_path / "corpus", FLORES_LIKE, {"devtest": range(8)})
+    out = tmp_path / "run"
+    assert analyze(tiny_model_dir, corpus, out, "--figures", "false") == 0
+    before = cache_mtimes(out)
+    frame = pd.read_parquet(corpus / "devtest" / "deu_Latn.parquet")
+    frame.loc[3, "text"] = "Der Bus fährt heute nicht."  # same ids, other text: a typo fix or a corpus rebuild
+    frame.to_parquet(corpus / "devtest" / "deu_Latn.parquet", index=False)
+    assert analyze(tiny_model_dir, corpus, out, "--figures", "false") == 0
+    after = cache_mtimes(out)
+    assert {name for name in before if before[name] != after[name]} == {"deu_Latn.npy"}

@@ -28,7 +28,13 @@ def test_roundtrip_is_memory_mapped(cache_and_states) -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("model", "other@def"), ("pooling", "last"), ("dtype", "bfloat16"), ("max_length", 128), ("ids_hash", "f" * 16)],
+    [
+        ("model", "other@def"),
+        ("pooling", "last"),
+        ("dtype", "bfloat16"),
+        ("max_length", 128),
+        ("sentences_hash", "f" * 16),
+    ],
 )
 def test_other_settings_are_a_miss(cache_and_states, field, value, caplog) -> None:
     cache, _ = cache_and_states
