@@ -146,6 +146,8 @@ def run(config: AnalyzeConfig) -> dict:
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
     for name in RESULT_FILES:
         (out / name).unlink(missing_ok=True)
+    for figure in (out / "figures").glob("*.png"):  # figures of the earlier run would outlive it otherwise
+        figure.unlink()
     write_config(
         out,
         config,

@@ -96,8 +96,11 @@ def test_other_split_and_pooling_use_separate_cache_entries(
 ) -> None:
     out = tmp_path / "run"
     assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false") == 0
+    (out / "figures").mkdir()
+    (out / "figures" / "layer_curve.png").write_bytes(b"an earlier run's figure")
     assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--pooling", "last") == 0
     assert "other settings" in caplog.text  # the mean-pooled entries are detected, not reused
+    assert not list((out / "figures").glob("*.png")), "figures of the earlier run are removed with its results"
     assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--split", "dev") == 0
     assert json.loads((out / "config.json").read_text())["resolved"]["n_sentences"] == 12
 
