@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.(?P<kind>lora(?:_embedding)?)_(?P<factor>[AB])(?:\.weight)?$")
 _PREFIX = "base_model.model."  # peft's saved keys: the PeftModel's own path to the base model's modules
 _RESIDUAL_INITS = ("pissa", "olora", "corda", "loftq", "lora_ga")  # inits that move part of W into the base weights
-LANG_KEYS = ("task_languages", "align_languages")  # read by midalign-evaluate
 SWEEP_COLUMNS = ["w_task", "w_align", "metric", "language", "value"]
 
 
@@ -291,6 +290,13 @@ def _resolved(adapter: Adapter) -> dict:
     return (adapter.run or {}).get("resolved") or {}
 
 
+def _languages(adapter: Adapter, kind: str) -> list[str]:
+    """The languages an adapter's run trained on for `kind` (task or align); none where that loss was off."""
+    resolved = _resolved(adapter)
+    pattern = resolved.get("micro_step_pattern")  # a task-only run (--align-weight 0) lists unaligned languages
+    return [] if pattern is not None and kind not in "+".join(pattern) else resolved.get(f"{kind}_languages", [])
+
+
 def _heldout_corpus(config: MergeConfig, align: Adapter):
     """Parallel sentences the alignment adapter never trained on: its run's held-out ids, else a hashed split."""
     from midalign.data import load_parallel
@@ -388,8 +394,8 @@ def run(config: MergeConfig) -> dict:
     task, align = load_adapter(config.task_adapter), load_adapter(config.align_adapter)
     check_compatible(task, align)
     model_name = config.model or (task.run["model"] if task.run else task.config.base_model_name_or_path)
-    langs = {name: [*_resolved(task).get(name, []), *_resolved(align).get(name, [])] for name in LANG_KEYS}
-    resolved = {name: sorted(set(values)) for name, values in langs.items()}
+    resolved = {"task_languages": sorted({*_languages(task, "task"), *_languages(align, "task")}),
+                "align_languages": sorted({*_languages(task, "align"), *_languages(align, "align")})}  # fmt: skip
     resolved.update(model_identity=task.identity or align.identity, layer=config.layer or _resolved(align).get("layer"))
     chosen = (config.task_weight, config.align_weight)
     if config.sweep:
