@@ -49,6 +49,13 @@ def test_left_padded_batches_generate_what_single_prompts_do() -> None:
     batched = generate(model, tokenizer, prompts, max_new_tokens=5, batch_size=4, stops=(), progress=False)
     assert batched == one_by_one and all(batched)
     assert generate(model, tokenizer, [], progress=False) == []
+    # A frozen LM head gets a contiguous input (torch's slow path otherwise), and the hook is gone afterwards.
+    model.requires_grad_(False)
+    seen = []
+    spy = model.lm_head.register_forward_hook(lambda module, args, output: seen.append(args[0].is_contiguous()))
+    assert generate(model, tokenizer, prompts, max_new_tokens=5, batch_size=4, stops=(), progress=False) == batched
+    spy.remove()
+    assert seen and all(seen) and not model.lm_head._forward_pre_hooks
 
 
 def test_answers_stop_at_a_newline() -> None:
