@@ -4,7 +4,8 @@ A LoRA adapter adds dW = s * B @ A to each module it targets (s = alpha / r, or 
 Stacking A = [A_task; A_align] (rows) and B = [s_task w_task B_task, s_align w_align B_align] (columns) gives
 B @ A = w_task dW_task + w_align dW_align exactly. The merged adapter has r = r_task + r_align and lora_alpha = r
 (s = 1), so peft loads and applies it as it is. A module only one adapter targets gets a zero block from the other.
-(peft's `linear` combination sums the factors instead, which is not the weighted sum of the updates.)
+peft's `add_weighted_adapter(combination_type="cat")` does the same on two adapters loaded into one model;
+this works on the saved files, without the model. (Its `linear` sums the factors: B @ A gains cross terms.)
 
 `--sweep` tries several w_align (w_task fixed, or a grid with --sweep-task) on dev data: mean held-out retrieval
 at the aligned layer and, with --task, the task metric on the recipe's dev split; the best pair is saved.
@@ -321,6 +322,7 @@ def _heldout_corpus(config: MergeConfig, align: Adapter):
 def choose(sweep: pd.DataFrame, primary: str, secondary: str | None) -> tuple[float, float]:
     """The (w_task, w_align) with the best mean `primary`; ties go to `secondary`, then to the smaller w_align."""
     means = sweep[sweep.language == "mean"].pivot_table(index=["w_task", "w_align"], columns="metric", values="value")
+    means = means.round(9)  # means of equal scores summed in another order differ in the last bits: still a tie
     keys = [primary] + ([secondary] if secondary in means.columns and secondary != primary else [])
     ranked = means.reset_index().assign(neg_align=lambda f: -f.w_align.abs())
     best = ranked.sort_values([*keys, "neg_align"], ascending=False, kind="stable").iloc[0]

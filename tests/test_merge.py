@@ -183,6 +183,9 @@ def test_choose_takes_the_best_mean_and_breaks_ties_by_the_second_metric_then_th
     assert choose(sweep, "em", "ret") == (1.0, 0.5)
     assert choose(sweep, "ret", None) == (1.0, 0.5)
     assert choose(sweep, "em", None) == (1.0, 0.0)
+    noisy = pd.DataFrame([(1, 0.25, "em", "mean", (0.3 + 0.3) / 3), (1, 0.5, "em", "mean", (0.1 + 0.2 + 0.3) / 3)],
+                         columns=sweep.columns)  # fmt: skip
+    assert noisy.value[0] != noisy.value[1] and choose(noisy, "em", None) == (1.0, 0.25), "float noise is a tie"
 
 
 def test_sweep_cli_scores_retrieval_and_the_task_and_saves_the_chosen_weights(adapters, flores_dir, tmp_path) -> None:
