@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from midalign.metrics import METRICS, all_layer_metrics, pair_metrics
+from midalign.metrics import METRICS, Workspace, all_layer_metrics, pair_metrics, top_k_mean
 
 
 def naive_pair(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> dict[str, float]:
@@ -29,11 +29,19 @@ def naive_pair(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> dict[str, float]
     }
 
 
-@pytest.mark.parametrize("memory_bytes", [1, 512 * 2**20])  # one source language per block, and all at once
-def test_pair_metrics_match_naive_loop(memory_bytes: int) -> None:
+@pytest.mark.parametrize(
+    ("scales", "memory_bytes"),
+    [
+        ((0.5, 0.9, 1.3, 2.0, 3.0), 1),  # one source language per block
+        ((0.5, 0.9, 1.3, 2.0, 3.0), 512 * 2**20),
+        (tuple(0.3 * i for i in range(1, 18)), 512 * 2**20),  # 17 languages: 3 per block
+        (tuple(0.3 * i for i in range(1, 12)), 4 * 12 * 11 * 12 * 4 * 2),  # 11 languages: 2 per block
+    ],
+)
+def test_pair_metrics_match_naive_loop(scales: tuple[float, ...], memory_bytes: int) -> None:
     rng = np.random.default_rng(0)
     shared = rng.normal(size=(12, 16))
-    states = np.stack([shared + rng.normal(scale=s, size=shared.shape) for s in (0.5, 0.9, 1.3, 2.0, 3.0)])
+    states = np.stack([shared + rng.normal(scale=s, size=shared.shape) for s in scales])
     got = pair_metrics(torch.from_numpy(states), memory_bytes=memory_bytes)
     for s in range(len(states)):
         for t in range(len(states)):
@@ -69,3 +77,23 @@ def test_all_layer_metrics_shapes_and_layer_selection() -> None:
     assert out["retrieval_acc"].shape == (2, 3, 3)
     direct = pair_metrics(torch.from_numpy(np.stack([states[x][:, 3] for x in "abc"])))
     np.testing.assert_allclose(out["cosine"][1], direct["cosine"].numpy(), atol=1e-6)
+
+
+def test_top_k_mean_equals_topk_with_ties_and_negatives() -> None:
+    values = torch.tensor([[-3.0, 1.0, 1.0, 0.5], [-1.0, -2.0, 1.0, 0.5], [-2.0, 1.0, 2.0, 0.5]])  # [M=3, 4]
+    for k in (1, 2, 3):
+        want = values.topk(k, dim=0).values.mean(dim=0)
+        torch.testing.assert_close(top_k_mean(values, k), want)
+    big = torch.randn(50, 7, 9)
+    torch.testing.assert_close(top_k_mean(big, 4), big.topk(4, dim=0).values.mean(dim=0))
+
+
+def test_workspace_reused_across_sizes_gives_fresh_results() -> None:
+    rng = np.random.default_rng(4)
+    workspace = Workspace()
+    for n_langs, n_sentences in ((9, 10), (4, 6), (12, 10)):  # grows, shrinks, grows: stale data must not leak
+        states = torch.from_numpy(rng.normal(size=(n_langs, n_sentences, 8)))
+        alone = pair_metrics(states)
+        shared = pair_metrics(states, workspace=workspace, memory_bytes=4 * n_sentences**2 * n_langs * 4 * 3)
+        for name in METRICS:
+            torch.testing.assert_close(shared[name], alone[name])
