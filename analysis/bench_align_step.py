@@ -1,0 +1,97 @@
+"""Benchmark: one alignment training step with the forward stopped at block k vs full-depth forwards.
+
+Run: python analysis/bench_align_step.py [--quick] [--layers K ...]
+Writes analysis/benchmarks/align_step.csv. Every variant runs the same LoRA model, batch and loss (forward of both
+sides of a pair batch, pooling at layer k, contrastive loss, backward); they differ only in what runs above k:
+- stopped: midalign's forward, which raises out of block k (no upper blocks, no LM head);
+- full_body: the whole decoder body (all blocks and the final norm, no LM head) with every hidden state kept;
+- full_lm: the causal LM as peers call it, `model(..., output_hidden_states=True)`: every block and the logits.
+Backward only reaches the blocks below k in every variant (the loss depends on nothing above). Target: stopped
+<= 0.6x full at k = L/2. Ratios are taken within one run, best of N repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from midalign.data import load_parallel
+from midalign.losses import AlignmentLoss
+from midalign.models import load_model
+from midalign.representations import forward_layers, num_layers, pool, unwrap_decoder
+from midalign.trainer import attach_lora, resolve_target_modules
+
+logger = logging.getLogger("bench_align_step")
+OUT = Path(__file__).parent / "benchmarks" / "align_step.csv"
+VARIANTS = ("stopped", "full_body", "full_lm")
+
+
+def hidden_at(model: torch.nn.Module, batch: dict[str, torch.Tensor], layer: int, variant: str) -> torch.Tensor:
+    """hidden_states[layer] of the batch, computed the way the variant says."""
+    if variant == "stopped":
+        return forward_layers(model, batch["input_ids"], batch["attention_mask"], [layer])[layer]
+    runner = unwrap_decoder(model) if variant == "full_body" else model
+    return runner(**batch, output_hidden_states=True).hidden_states[layer]
+
+
+def step(model, loss_fn, batches, layer: int, variant: str) -> float:
+    """Seconds for forward + backward of the alignment loss on both sides of the pair batch."""
+    model.zero_grad(set_to_none=True)
+    start = time.perf_counter()
+    pooled = [pool(hidden_at(model, batch, layer, variant), batch["attention_mask"]) for batch in batches]
+    loss_fn(pooled[0], pooled[1]).backward()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 repeats instead of 5, k = L/2 only")
+    parser.add_argument("--layers", type=int, nargs="+", default=None, help="values of k; default L/4, L/2, 3L/4")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model, tokenizer = load_model(dtype=args.dtype)
+    n_layers = num_layers(model)
+    layers = args.layers or ([n_layers // 2] if args.quick else [n_layers // 4, n_layers // 2, 3 * n_layers // 4])
+    model = attach_lora(model, 8, 16, 0.0, resolve_target_modules(model))
+    model.train()
+    corpus = load_parallel("udhr", ["deu_Latn", "eng_Latn"], max_sentences=args.batch_size)
+    batches = [tokenizer(corpus.sentences[lang], padding=True, return_tensors="pt") for lang in corpus.languages]
+    loss_fn = AlignmentLoss()
+    repeats = 2 if args.quick else 5
+    rows = []
+    for layer in layers:
+        seconds = {}
+        for variant in VARIANTS:
+            step(model, loss_fn, batches, layer, variant)  # warm-up
+            seconds[variant] = min(step(model, loss_fn, batches, layer, variant) for _ in range(repeats))
+        rows.append(
+            {
+                "device": platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(),
+                "dtype": args.dtype,
+                "n_layers": n_layers,
+                "layer": layer,
+                "batch_pairs": args.batch_size,
+                "tokens": int(sum(b["attention_mask"].sum() for b in batches)),
+                **{f"{variant}_s": round(value, 3) for variant, value in seconds.items()},
+                "stopped_over_full_body": round(seconds["stopped"] / seconds["full_body"], 3),
+                "stopped_over_full_lm": round(seconds["stopped"] / seconds["full_lm"], 3),
+            }
+        )
+        logger.info("%s", rows[-1])
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(OUT, index=False)
+    logger.info("\n%s\nwrote %s", table.to_string(index=False), OUT)
+
+
+if __name__ == "__main__":
+    main()
