@@ -59,6 +59,11 @@ def _atomic_write(path: Path, write: callable) -> str:  # type: ignore[valid-typ
     return digest
 
 
+def save_array_atomic(path: Path, array: np.ndarray) -> str:
+    """Write one float32 .npy file atomically (temporary file renamed into place); return its sha256."""
+    return _atomic_write(path, lambda file: np.save(file, np.ascontiguousarray(array, dtype=np.float32)))
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:
@@ -86,7 +91,7 @@ class StateCache:
             raise ValueError(f"{key.language}: {states.shape[0]} rows for {key.n_sentences} sentences")
         array_path, manifest_path = self._paths(key.language)
         manifest_path.unlink(missing_ok=True)  # an old manifest must never vouch for a new array
-        digest = _atomic_write(array_path, lambda file: np.save(file, np.ascontiguousarray(states, dtype=np.float32)))
+        digest = save_array_atomic(array_path, states)
         manifest = {"format": CACHE_FORMAT, **asdict(key), "shape": list(states.shape), "sha256": digest}
         _atomic_write(manifest_path, lambda file: file.write(json.dumps(manifest, indent=1).encode()))
         return array_path

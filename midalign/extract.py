@@ -65,22 +65,26 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
 
 
 @torch.inference_mode()
-def extract_states(
+def extract_batches(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     tokenized: Tokenized,
+    batches: Sequence[Sequence[int]],
     layers: Sequence[int],
     pooling: Pooling = "mean",
-    batch_size: int = 32,
     progress: tqdm | None = None,
     name: str = "",
 ) -> np.ndarray:
-    """Pooled states [n_sentences, len(layers), hidden] in float32, rows in input order."""
+    """Pooled states [sum of batch sizes, len(layers), hidden] in float32 of the rows in `batches`, in batch order.
+
+    One forward per batch. A sentence's vector depends on which rows share its batch only through padding work, so
+    giving a process some of `length_sorted_batches` (multi-process extraction) reproduces a single process's bits.
+    """
     device = next(model.parameters()).device
-    n_sentences = len(tokenized.input_ids)
     hidden_size = model.config.get_text_config().hidden_size
-    states = np.empty((n_sentences, len(layers), hidden_size), dtype=np.float32)
-    for rows in length_sorted_batches([len(ids) for ids in tokenized.input_ids], batch_size):
+    states = np.empty((sum(len(rows) for rows in batches), len(layers), hidden_size), dtype=np.float32)
+    start = 0
+    for rows in batches:
         batch = tokenizer.pad({"input_ids": [tokenized.input_ids[i] for i in rows]}, return_tensors="pt")
         input_ids = batch["input_ids"].to(device)  # [B, T]
         attention_mask = batch["attention_mask"].to(device)  # [B, T]
@@ -101,10 +105,50 @@ def extract_states(
                 f"{name}: non-finite hidden states at layer {bad_layer}; if the model runs in fp16, try --dtype "
                 "bf16 or fp32"
             )
-        states[rows] = block
+        states[start : start + len(rows)] = block
+        start += len(rows)
         if progress is not None:
             progress.update(int(attention_mask.sum()))
     return states
+
+
+def extract_states(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tokenized: Tokenized,
+    layers: Sequence[int],
+    pooling: Pooling = "mean",
+    batch_size: int = 32,
+    progress: tqdm | None = None,
+    name: str = "",
+) -> np.ndarray:
+    """Pooled states [n_sentences, len(layers), hidden] in float32, rows in input order."""
+    batches = length_sorted_batches([len(ids) for ids in tokenized.input_ids], batch_size)
+    states = np.empty((len(tokenized.input_ids), len(layers), model.config.get_text_config().hidden_size), np.float32)
+    if batches:
+        order = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in batches])  # [n_sentences]
+        states[order] = extract_batches(model, tokenizer, tokenized, batches, layers, pooling, progress, name)
+    return states
+
+
+def cache_keys(
+    corpus: ParallelCorpus, model_id: str, dtype: str, pooling: Pooling, max_length: int
+) -> dict[str, CacheKey]:
+    """The cache key of every corpus language, in corpus order."""
+    return {
+        lang: CacheKey(
+            model_id,
+            dtype,
+            pooling,
+            max_length,
+            corpus.source,
+            corpus.split,
+            lang,
+            len(corpus.ids),
+            corpus.sentences_hash(lang),
+        )
+        for lang in corpus.languages
+    }
 
 
 def extract_corpus(
@@ -121,20 +165,7 @@ def extract_corpus(
 ) -> dict[str, np.ndarray]:
     """States [n_sentences, L + 1, hidden] for every corpus language, reusing valid cache entries."""
     layers = list(range(num_layers(model) + 1))
-    keys = {
-        lang: CacheKey(
-            model_id,
-            dtype,
-            pooling,
-            max_length,
-            corpus.source,
-            corpus.split,
-            lang,
-            len(corpus.ids),
-            corpus.sentences_hash(lang),
-        )
-        for lang in corpus.languages
-    }
+    keys = cache_keys(corpus, model_id, dtype, pooling, max_length)
     results: dict[str, np.ndarray] = {}
     if not overwrite:
         for lang, key in keys.items():
