@@ -44,7 +44,8 @@ def prepare_output_dir(path: str | os.PathLike) -> Path:
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        # A name of its own: the processes of a multi-process launch probe the same folder at the same moment.
+        probe = out / f".write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as error:
