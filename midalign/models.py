@@ -50,6 +50,8 @@ _DTYPES = {
     "fp16": torch.float16,
 }
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# from_pretrained's placements for a model spread over several devices (accelerate's big-model inference).
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
 class ModelNotFoundError(MidalignError):
@@ -61,15 +63,30 @@ class MissingExtraError(MidalignError, ImportError):
 
 
 def load_model(
-    model: str | os.PathLike | None = None, dtype: str = "auto", device: str = "auto", revision: str | None = None
+    model: str | os.PathLike | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    revision: str | None = None,
+    device_map: str | None = None,
 ) -> tuple[nn.Module, Any]:
-    """Load `(model, tokenizer)` in eval mode from a hub id, a local HF folder, or the embedded default (None)."""
+    """Load `(model, tokenizer)` in eval mode from a hub id, a local HF folder, or the embedded default (None).
+
+    `device_map` ("auto", "balanced", "sequential", ...) spreads the blocks over every visible GPU, then CPU
+    memory, for a model too large for one device (an 8B model in fp32, a 70B one in bf16); `device` is ignored
+    then, and `dtype="auto"` means bf16 where a GPU supports it."""
+    if device_map is not None:
+        if device_map not in DEVICE_MAPS:
+            raise MidalignError(f"unknown device_map {device_map!r}; choose from {', '.join(DEVICE_MAPS)}")
+        if device != "auto":
+            logger.warning("device=%r ignored: device_map=%r places the model", device, device_map)
+        device = "auto"
     torch_dtype, torch_device = resolve_dtype(dtype, device), resolve_device(device)
+    placement: str | torch.device = device_map or torch_device
     if model is None or str(model) == DEFAULT_MODEL:
         if revision is not None:
             logger.warning("revision=%r ignored: the embedded %s has a single version", revision, DEFAULT_MODEL)
         folder, identity = embedded_model_path()
-        return _load_hf(str(folder), identity, torch_dtype, torch_device)
+        return _load_hf(str(folder), identity, torch_dtype, placement)
     name = os.fspath(model)
     path = Path(name).expanduser()
     if path.exists():
@@ -77,13 +94,13 @@ def load_model(
             raise ModelNotFoundError(f"{path} exists but is not a Hugging Face model folder (no config.json in it)")
         if revision is not None:
             logger.warning("revision=%r ignored for the local folder %s", revision, path)
-        return _load_hf(str(path.resolve()), _local_identity(path), torch_dtype, torch_device)
+        return _load_hf(str(path.resolve()), _local_identity(path), torch_dtype, placement)
     if os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name:
         raise ModelNotFoundError(f"model folder {name!r} does not exist (resolved to {path.resolve()})")
     resolved = _resolve_revision(name, revision)
     commit = getattr(resolved, "resolved", None) or (revision if revision and _COMMIT.match(revision) else None)
     identity = f"{name}@{commit or revision or 'main'}"
-    return _load_hf(name, identity, torch_dtype, torch_device, hub=True, revision=resolved)
+    return _load_hf(name, identity, torch_dtype, placement, hub=True, revision=resolved)
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: str = "auto") -> torch.dtype:
@@ -297,18 +314,22 @@ def _load_hf(
     name: str,
     identity: str,
     dtype: torch.dtype,
-    device: torch.device,
+    device: torch.device | str,
     *,
     hub: bool = False,
     revision: str | None = None,
 ) -> tuple[nn.Module, Any]:
-    """from_pretrained the model and tokenizer, pad token and padding side set, on `device` in eval mode."""
+    """from_pretrained the model and tokenizer, pad token and padding side set, on `device` (a torch device, or a
+    device_map name such as "auto") in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
     # HF_TOKEN and the HF cache are honoured by the hub machinery itself; offline, look nowhere but the cache.
     kwargs = {"revision": revision, "local_files_only": _offline()}
-    device_map = None if device.type == "cpu" else {"": device}  # straight onto the accelerator, no CPU copy
+    if isinstance(device, str):  # a device_map name: accelerate places the blocks
+        device_map: str | dict | None = device
+    else:  # straight onto the accelerator, no CPU copy
+        device_map = None if device.type == "cpu" else {"": device}
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=device_map, **kwargs)
@@ -332,10 +353,21 @@ def _load_hf(
         n_params / 1e6,
         num_layers(model),
         dtype,
-        device,
+        _placement(model, device),
         time.perf_counter() - start,
     )
     return model, tokenizer
+
+
+def _placement(model: nn.Module, device: torch.device | str) -> str:
+    """Where the model's weights are, for the log: a device, or how many modules each device of a map holds."""
+    device_map = getattr(model, "hf_device_map", None)
+    if not isinstance(device, str) or not device_map:
+        return str(device)
+    counts: dict[str, int] = {}
+    for where in device_map.values():
+        counts[str(where)] = counts.get(str(where), 0) + 1
+    return f"device_map={device} ({', '.join(f'{where}: {n} modules' for where, n in counts.items())})"
 
 
 def _set_pad_token(tokenizer: Any, model: nn.Module) -> None:
