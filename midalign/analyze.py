@@ -13,13 +13,15 @@ from typing import Literal
 import pandas as pd
 import torch
 
+from midalign import distributed
 from midalign.cache import StateCache
 from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
 from midalign.data import load_parallel
 from midalign.errors import MidalignError
-from midalign.extract import extract_corpus
+from midalign.extract import cache_keys, extract_corpus
 from midalign.languages import PRESETS, language_info
 from midalign.metrics import all_layer_metrics
+from midalign.models import DEVICE_MAPS
 from midalign.representations import POOLINGS, Pooling, num_layers
 from midalign.select import select_layer
 from midalign.tables import layer_summary, pairs_frame, per_language_frame
@@ -62,7 +64,17 @@ class AnalyzeConfig:
     max_sentences: int | None = field(default=None, metadata={"help": "Use only the first N parallel sentences."})
     batch_size: int = field(default=32, metadata={"help": "Sentences per forward (does not change the numbers)."})
     max_length: int = field(default=512, metadata={"help": "Truncate sentences to this many tokens (with a warning)."})
-    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
+    device: str = field(
+        default="auto",
+        metadata={"help": "auto, cpu, cuda, cuda:N or mps; under a multi-process launch, each process's own device."},
+    )
+    device_map: str | None = field(
+        default=None,
+        metadata={
+            "help": "Spread a model too large for one GPU over all visible GPUs (and CPU memory): auto, balanced or "
+            "sequential, passed to from_pretrained; one process only. Default: the whole model on --device."
+        },
+    )
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto", metadata={"help": "Model dtype; auto = bf16 on a capable GPU, else fp32."}
     )
@@ -92,6 +104,8 @@ class AnalyzeConfig:
             raise MidalignError("--max-sentences must be at least 2: retrieval needs candidates to choose from")
         if not self.langs:
             raise MidalignError("--langs is empty")
+        if self.device_map is not None and self.device_map not in DEVICE_MAPS:
+            raise MidalignError(f"unknown --device-map {self.device_map!r}; choose from {', '.join(DEVICE_MAPS)}")
 
 
 def requested_languages(langs: Sequence[str], dataset: str, split: str | None) -> list[str] | None:
@@ -127,11 +141,34 @@ def write_tables(out: Path, matrices: dict, languages: list[str], layers: list[i
     return pairs
 
 
+def _process_device(config: AnalyzeConfig, state) -> str:
+    """The device this process loads the model on: under a multi-process launch, the launcher's one per process."""
+    if state.num_processes == 1:
+        return config.device
+    if config.device_map is not None:
+        raise MidalignError(
+            "--device-map spreads one model over every GPU and so runs as one process; launch several processes "
+            "only for models that fit on one GPU each"
+        )
+    if config.device not in ("auto", state.device.type):
+        raise MidalignError(
+            f"--device {config.device} under a {state.num_processes}-process launch: each process takes its own "
+            f"device ({state.device.type}); use --device auto"
+        )
+    return str(state.device)
+
+
 def run(config: AnalyzeConfig) -> dict:
-    """Run the whole analysis into `config.out`; return the selection."""
+    """Run the whole analysis into `config.out`; return the selection.
+
+    Under a multi-process launch (`accelerate launch`, `torchrun`) every process extracts its share of the
+    languages into the shared cache (`midalign.shard`); the main process then scores and writes every result,
+    and the others return the selection it wrote."""
     from midalign.models import clamp_max_length, load_model, model_identity
 
     started = time.perf_counter()
+    state = distributed.process_state(config.device)
+    device = _process_device(config, state)
     out = prepare_output_dir(config.out)
     cache = StateCache(Path(config.cache_dir) if config.cache_dir else out / "cache")  # fails before long work
     wanted = requested_languages(config.langs, config.dataset, config.split)
@@ -139,42 +176,86 @@ def run(config: AnalyzeConfig) -> dict:
     languages = corpus.languages
     if len(languages) < 2:
         raise MidalignError("at least two languages are needed to compare")
-    model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device, revision=config.revision)
+    model, tokenizer = load_model(
+        config.model, dtype=config.dtype, device=device, revision=config.revision, device_map=config.device_map
+    )
     max_length = clamp_max_length(config.max_length, model)  # what the cache key records: it changes the numbers
     identity = model_identity(model)
     n_layers = num_layers(model)
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
-    for name in RESULT_FILES:
-        (out / name).unlink(missing_ok=True)
-    for figure in (out / "figures").glob("*.png"):  # figures of the earlier run would outlive it otherwise
-        figure.unlink()
-    write_config(
-        out,
-        config,
-        model_identity=identity,
-        languages=languages,
-        split=corpus.split,
-        n_sentences=len(corpus.ids),
-        max_length=max_length,
-        n_layers=n_layers,
-        dtype=dtype_name,
-        device=str(next(model.parameters()).device),
-        cache_dir=str(cache.root),
-        n_directed_pairs=len(languages) * (len(languages) - 1),
-    )
-    states = extract_corpus(
-        model,
-        tokenizer,
-        corpus,
-        cache,
-        identity,
-        dtype_name,
-        config.pooling,
-        max_length,
-        config.batch_size,
-        config.overwrite,
-    )
-    del model  # the metrics need the memory more than the model now
+    if state.is_main_process:
+        for name in RESULT_FILES:
+            (out / name).unlink(missing_ok=True)
+        for figure in (out / "figures").glob("*.png"):  # figures of the earlier run would outlive it otherwise
+            figure.unlink()
+        write_config(
+            out,
+            config,
+            model_identity=identity,
+            languages=languages,
+            split=corpus.split,
+            n_sentences=len(corpus.ids),
+            max_length=max_length,
+            n_layers=n_layers,
+            dtype=dtype_name,
+            device=str(next(model.parameters()).device),
+            device_map=_device_map_summary(model),
+            num_processes=state.num_processes,
+            cache_dir=str(cache.root),
+            n_directed_pairs=len(languages) * (len(languages) - 1),
+        )
+    overwrite = config.overwrite
+    if state.num_processes > 1:
+        from midalign.shard import extract_sharded
+
+        keys = cache_keys(corpus, identity, dtype_name, config.pooling, max_length)
+        extract_sharded(
+            state, model, tokenizer, corpus, cache, keys, config.pooling, max_length, config.batch_size, overwrite
+        )
+        overwrite = False  # every entry was just written; the main process reads them back below
+        if not state.is_main_process:
+            del model
+            distributed.barrier(state)  # the main process scores and writes the results
+            if not (out / "selection.json").is_file():
+                raise MidalignError("the main process stopped before writing selection.json; its log says why")
+            return json.loads((out / "selection.json").read_text())
+    try:
+        states = extract_corpus(
+            model,
+            tokenizer,
+            corpus,
+            cache,
+            identity,
+            dtype_name,
+            config.pooling,
+            max_length,
+            config.batch_size,
+            overwrite,
+        )
+        del model  # the metrics need the memory more than the model now
+        return _score_and_write(config, out, states, corpus, identity, n_layers, started)
+    finally:
+        # Reached also when the main process fails, so that the others stop now rather than at the timeout (they
+        # then find no selection.json and say so).
+        distributed.barrier(state)
+
+
+def _device_map_summary(model) -> dict[str, int] | None:
+    """How many modules each device holds, for a model loaded with --device-map (else None)."""
+    device_map = getattr(model, "hf_device_map", None)
+    if not device_map:
+        return None
+    counts: dict[str, int] = {}
+    for device in device_map.values():
+        counts[str(device)] = counts.get(str(device), 0) + 1
+    return counts
+
+
+def _score_and_write(
+    config: AnalyzeConfig, out: Path, states: dict, corpus, identity: str, n_layers: int, started: float
+) -> dict:
+    """Score every directed pair at every layer, pick the layer, write tables, selection and figures."""
+    languages = corpus.languages
     layers = list(range(n_layers + 1))
     metric_start = time.perf_counter()
     matrices = all_layer_metrics(
