@@ -17,6 +17,7 @@ from typing import Literal
 
 import pandas as pd
 
+from midalign import distributed
 from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
 from midalign.data import ParallelCorpus, load_parallel
 from midalign.errors import MidalignError
@@ -85,6 +86,13 @@ class TrainConfig:
     )
     temperature: float = field(default=0.1, metadata={"help": "InfoNCE temperature."})
     symmetric: bool = field(default=False, metadata={"help": "Average the loss over both retrieval directions."})
+    gather_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "Under several processes, score each English sentence against every process's alignment pairs "
+            "(the global micro-batch) instead of its own process's (the default, as the paper's per-device batches)."
+        },
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
@@ -96,16 +104,23 @@ class TrainConfig:
     warmup_ratio: float = field(default=0.03, metadata={"help": "Warm-up share of the inverse-sqrt schedule."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
     epochs: int = field(default=5, metadata={"help": "Epochs (each sees every task example and alignment pair)."})
-    batch_size: int = field(default=16, metadata={"help": "Task micro-batch size."})
+    batch_size: int = field(default=16, metadata={"help": "Task micro-batch size (per process)."})
     align_batch_size: int | None = field(
-        default=None, metadata={"help": "Alignment micro-batch size = in-batch negatives + 1 (default: --batch-size)."}
+        default=None,
+        metadata={
+            "help": "Alignment micro-batch size per process = in-batch negatives + 1 (default: --batch-size; times "
+            "the number of processes with --gather-negatives)."
+        },
     )
     embed_chunk: int = field(
         default=8,
         metadata={"help": "Alignment rows per forward, length-sorted to cut padding (0 = the whole batch at once)."},
     )
     grad_accum: int = field(
-        default=1, metadata={"help": "Micro-steps per optimizer step (the paper: effective batch 128)."}
+        default=1,
+        metadata={
+            "help": "Micro-steps per optimizer step; effective batch = batch x grad_accum x processes (the paper: 128)."
+        },
     )
     max_length: int = field(default=256, metadata={"help": "Truncate sequences to this many tokens."})
     max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps."})
@@ -143,11 +158,12 @@ class TrainConfig:
             raise MidalignError("--lora-dropout and --warmup-ratio must be in [0, 1)")
 
 
-def _check_output(out: Path, config: TrainConfig) -> None:
-    """Refuse to mix two runs in one folder; on --resume, refuse a changed config."""
+def _check_output(out: Path, config: TrainConfig, delete: bool = True) -> None:
+    """Refuse to mix two runs in one folder; on --resume, refuse a changed config. With --overwrite, the earlier
+    outputs are removed where `delete` (the main process of a multi-process launch; the others only check)."""
     earlier = [name for name in OUTPUTS if (out / name).exists()]
     if config.overwrite:
-        for name in earlier:
+        for name in earlier if delete else []:
             shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
         return
     if config.resume:
@@ -198,7 +214,8 @@ def resolve_layer(config: TrainConfig, corpus: ParallelCorpus, out: Path) -> tup
             out=str(path.parent),
             figures=False,
         )
-        if _same_analysis(path.parent, wanted):
+        # Decided by the main process alone: under a multi-process launch every process must take the same branch.
+        if distributed.broadcast(distributed.process_state(config.device), _same_analysis(path.parent, wanted)):
             logger.info("reusing the analysis in %s", path.parent)
         else:
             logger.info("--layer auto without --analysis: analysing %d languages first", len(corpus.languages))
@@ -230,8 +247,11 @@ def run(config: TrainConfig) -> dict:
     from midalign.trainer import Trainer, attach_lora, resolve_target_modules
 
     started = time.perf_counter()
+    state = distributed.process_state(config.device)  # one process, or this one of a multi-process launch
+    main = state.is_main_process
     out = prepare_output_dir(config.out)
-    _check_output(out, config)
+    _check_output(out, config, delete=main)
+    distributed.barrier(state)
     langs = [config.english, *[lang for lang in config.align_langs if lang != config.english]]
     corpus = load_parallel(config.align_data, langs, config.align_split, config.max_sentences)
     english = corpus.languages[0]
@@ -277,12 +297,16 @@ def run(config: TrainConfig) -> dict:
         "trainable_parameters": trainable,
         "micro_steps_per_epoch": trainer.micro_per_epoch,
         "micro_step_pattern": ["+".join(kinds) for kinds in trainer.kinds],
+        "num_processes": state.num_processes,
+        "effective_batch": config.batch_size * config.grad_accum * state.num_processes,
+        "negatives": "gathered from every process" if trainer.gather_negatives else "per process (in-batch)",
         "total_steps": trainer.total_steps,
         "warmup_steps": trainer.warmup,
     }
-    write_config(out, config, **resolved)
+    if main:
+        write_config(out, config, **resolved)
     logger.info(
-        "layer %d of %d (%s); %d alignment pairs, %d task examples; %d steps of %s",
+        "layer %d of %d (%s); %d alignment pairs, %d task examples; %d steps of %s over %d process(es)",
         layer,
         n_layers,
         layer_source,
@@ -290,10 +314,13 @@ def run(config: TrainConfig) -> dict:
         resolved["n_task_examples"],
         trainer.total_steps,
         " / ".join(resolved["micro_step_pattern"]),
+        state.num_processes,
     )
     heldout = corpus.select(heldout_rows) if config.eval and len(heldout_rows) >= 2 else None
     if config.eval and heldout is None:
         logger.warning("evaluation skipped: fewer than 2 held-out sentences (raise --heldout-fraction)")
+    if not main:
+        heldout = None  # evaluated by the main process alone, on its copy of the (identical) weights
 
     def evaluate(stage: str) -> pd.DataFrame:
         return train_eval.retrieval_eval(
@@ -315,7 +342,11 @@ def run(config: TrainConfig) -> dict:
         else:
             before = evaluate("before")
             train_eval.write_eval(out, "eval_before.csv", before)
+    distributed.barrier(state)
     steps = trainer.train(resume=config.resume)
+    resolved.update(steps_done=steps)
+    if not main:
+        return resolved
     trainer.accelerator.unwrap_model(trainer.model).save_pretrained(str(out / "adapter"))
     if before is not None:
         after = evaluate("after")
@@ -325,7 +356,7 @@ def run(config: TrainConfig) -> dict:
         train_eval.log_summary(summary, layer)
         mean = summary[(summary.layer == layer) & (summary.lang == "mean") & (summary.direction == "both")].iloc[0]
         resolved["heldout_retrieval_at_layer"] = {"before": mean.before, "after": mean.after}
-    resolved.update(steps_done=steps, wall_seconds=round(time.perf_counter() - started, 1))
+    resolved.update(wall_seconds=round(time.perf_counter() - started, 1))
     write_config(out, config, **resolved)
     logger.info("done in %.1f s; adapter in %s", resolved["wall_seconds"], out / "adapter")
     return resolved

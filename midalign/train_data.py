@@ -11,7 +11,9 @@ sentences are never trained on, whatever the run), then each language's training
 
 Batch order (`CycledBatchSampler`): an epoch of a stream is a fixed number of batches; a stream shorter than
 that restarts with a fresh shuffle whenever it runs out, so every epoch covers each of its examples at least once.
-Shuffles are a pure function of (seed, stream, epoch, pass), so a resumed run sees the same batches.
+Shuffles are a pure function of (seed, stream, epoch, pass), so a resumed run sees the same batches. Under n
+processes, process r takes batches r, r + n, r + 2n, ... of that one global sequence (`shard`, `num_shards`), so
+the processes together see what one process would, batch for batch.
 """
 
 from __future__ import annotations
@@ -223,13 +225,28 @@ def n_batches(n_items: int, batch_size: int) -> int:
 
 
 class CycledBatchSampler(Sampler[list[int]]):
-    """`batches_per_epoch` shuffled batches per epoch, restarting (reshuffled) whenever the items run out."""
+    """`batches_per_epoch` shuffled batches per epoch, restarting (reshuffled) whenever the items run out.
 
-    def __init__(self, n_items: int, batch_size: int, batches_per_epoch: int, seed: int, stream: int) -> None:
+    With `num_shards` > 1 this is shard `shard` of a global sequence of `batches_per_epoch * num_shards` batches
+    per epoch: it yields the global batches shard, shard + num_shards, ... (the same shuffles for every shard)."""
+
+    def __init__(
+        self,
+        n_items: int,
+        batch_size: int,
+        batches_per_epoch: int,
+        seed: int,
+        stream: int,
+        shard: int = 0,
+        num_shards: int = 1,
+    ) -> None:
         if n_items < 1:
             raise MidalignError("a data stream has no items")
+        if not 0 <= shard < num_shards:
+            raise ValueError(f"shard {shard} of {num_shards}")
         self.n_items, self.batch_size, self.batches_per_epoch = n_items, batch_size, batches_per_epoch
         self.seed, self.stream, self.epoch = seed, stream, 0
+        self.shard, self.num_shards = shard, num_shards
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order __iter__ yields."""
@@ -239,12 +256,14 @@ class CycledBatchSampler(Sampler[list[int]]):
         return self.batches_per_epoch
 
     def __iter__(self) -> Iterator[list[int]]:
-        produced, pass_index = 0, 0
-        while produced < self.batches_per_epoch:
+        produced, pass_index = 0, 0  # produced counts global batches
+        wanted = self.batches_per_epoch * self.num_shards
+        while produced < wanted:
             order = np.random.default_rng([self.seed, self.stream, self.epoch, pass_index]).permutation(self.n_items)
             for start in range(0, self.n_items, self.batch_size):
-                if produced == self.batches_per_epoch:
+                if produced == wanted:
                     return
-                yield order[start : start + self.batch_size].tolist()
+                if produced % self.num_shards == self.shard:
+                    yield order[start : start + self.batch_size].tolist()
                 produced += 1
             pass_index += 1

@@ -17,12 +17,22 @@ task micro-batches run the whole model, with logits only from the earliest compl
 Checkpoints (`OUT/checkpoints/step-NNNNNN`) hold the adapter weights, optimizer, schedule and RNG states
 (`Accelerator.save_state`; the frozen base weights are not written) and `trainer_state.json`, written last.
 
-Scope: one process (CPU, or one GPU). Multi-process launches are not supported yet: the stopped alignment forward
-calls the unwrapped model, which DDP would not synchronise, and logs and checkpoints are written by every process.
+Several processes (`accelerate launch`, `torchrun`; see docs/scaling.md). Each process takes every n-th batch of
+each stream (`CycledBatchSampler` shards), so `--batch-size` is per process and an optimizer step covers
+batch x grad_accum x processes examples. The model is DDP-wrapped, but DDP's own gradient hooks never fire a
+reduction (every micro-step runs under `no_sync`): the alignment micro-steps run the stopped forward on the
+unwrapped model, which DDP would not see. Instead the LoRA gradients (a few MB) are averaged over processes in
+one all-reduce before each optimizer step (`distributed.average_gradients`), for task and alignment alike. Under
+DeepSpeed (ZeRO-2) its engine reduces the gradients instead. Alignment negatives are per process by default: each
+process's InfoNCE sees its own micro-batch, exactly as one process with grad_accum x processes micro-steps would
+(and as the paper's per-device micro-batches did); `gather_negatives` gathers every process's pairs so each
+anchor is scored against the global micro-batch, exactly as one process with a batch n times larger. Only the
+main process writes logs, checkpoints and the adapter.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -36,14 +46,14 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, send_to_device, set_seed
 from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_inverse_sqrt_schedule
 
-from midalign import losses
+from midalign import distributed, losses
 from midalign.errors import MidalignError
 from midalign.representations import decoder_blocks, forward_layers, pool
 from midalign.train_data import CycledBatchSampler, collate_pairs, collate_task, n_batches
@@ -114,16 +124,28 @@ class Trainer:
         if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
             # Several runs in one process (a notebook, the tests) may differ in precision; a CLI run never does.
             AcceleratorState._reset_state()
-        self.accelerator = Accelerator(cpu=config.device == "cpu", mixed_precision=mixed)
-        if self.accelerator.num_processes > 1:
-            raise MidalignError("midalign-train runs as one process (CPU or one GPU); multi-process is not supported")
+        deepspeed = distributed.uses_deepspeed()
+        # Under DeepSpeed the engine accumulates and steps (accelerator.backward); it must know our grad_accum.
+        extra = {"gradient_accumulation_steps": config.grad_accum} if deepspeed else {}
+        self.accelerator = Accelerator(cpu=distributed.uses_cpu(config.device), mixed_precision=mixed, **extra)
+        self.state = self.accelerator.state
+        self.deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
+        accumulation = self.accelerator.gradient_accumulation_steps  # an accelerate config or launch flag sets it
+        if accumulation != (config.grad_accum if self.deepspeed else 1):
+            raise MidalignError(
+                f"accelerate's gradient_accumulation_steps is {accumulation} (from the accelerate config or launch "
+                f"flags): set it to --grad-accum ({config.grad_accum}) under DeepSpeed, and leave it unset otherwise "
+                "(midalign-train accumulates by --grad-accum itself)"
+            )
+        n_processes, rank = self.accelerator.num_processes, self.accelerator.process_index
         self.align_loss = losses.AlignmentLoss(config.temperature, config.symmetric)
+        self.gather_negatives = bool(getattr(config, "gather_negatives", False)) and n_processes > 1
         use_align = bool(pairs) and not (task and config.align_weight == 0)  # weight 0: the task-only baseline
         self.kinds = _pattern(config.mode, has_task=bool(task), has_align=use_align)
         sizes = {"task": config.batch_size, "align": config.align_batch_size or config.batch_size}
         data = {"task": task, "align": pairs if use_align else None}
         per_pass = {kind: n_batches(len(data[kind]), sizes[kind]) for kind in ("task", "align") if data[kind]}
-        self.rounds = max(per_pass.values())
+        self.rounds = math.ceil(max(per_pass.values()) / n_processes)  # per process; the epoch covers them all
         self.micro_per_epoch = self.rounds * len(self.kinds)
         self.total_micro = self.micro_per_epoch * config.epochs
         self.total_steps = math.ceil(self.total_micro / config.grad_accum)
@@ -134,7 +156,9 @@ class Trainer:
         collates = {"task": partial(collate_task, pad_token_id=pad), "align": partial(collate_pairs, pad_token_id=pad)}
         self.samplers, loaders = {}, {}
         for stream, kind in enumerate(per_pass):
-            self.samplers[kind] = CycledBatchSampler(len(data[kind]), sizes[kind], self.rounds, config.seed, stream)
+            self.samplers[kind] = CycledBatchSampler(
+                len(data[kind]), sizes[kind], self.rounds, config.seed, stream, shard=rank, num_shards=n_processes
+            )
             # An own generator: a DataLoader iterator draws a seed from the global RNG otherwise, which would shift
             # the LoRA dropout masks of a resumed run (its iterators start mid-epoch) against an uninterrupted one.
             generator = torch.Generator().manual_seed(config.seed)
@@ -145,18 +169,24 @@ class Trainer:
         optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
         # Stepped by us once per optimizer step (not prepared: accelerate would step it once per process).
         self.scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=self.warmup)
-        prepared = self.accelerator.prepare(model, optimizer, *loaders.values())
-        self.model, self.optimizer = prepared[0], prepared[1]
-        self.loaders = dict(zip(loaders, prepared[2:], strict=True))
+        if deepspeed:
+            # accelerate sizes DeepSpeed's batch from prepared loaders; ours are sharded by our samplers instead.
+            self.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
+        # The loaders stay ours: accelerate's sharding would cut our cycled batch stream differently (it restarts
+        # at the first batches to even out processes); batches are moved to the device in `_micro_batches`.
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.loaders = loaders
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.accelerator.register_save_state_pre_hook(self._save_adapter_only)
         self.accelerator.register_load_state_pre_hook(self._load_adapter_only)
 
     # ---- checkpoints -------------------------------------------------------------------------------------------
     def _save_adapter_only(self, models: list, weights: list, output_dir: str) -> None:
-        # accelerate would write the whole model (base weights included); the adapter is all that changes.
-        for model in models:
-            self.accelerator.unwrap_model(model).save_pretrained(str(Path(output_dir) / "adapter"))
+        # accelerate would write the whole model (base weights included); the adapter is all that changes. Every
+        # process runs this hook; the weights are the same everywhere, so the main process alone writes them.
+        if self.accelerator.is_main_process:
+            for model in models:
+                self.accelerator.unwrap_model(model).save_pretrained(str(Path(output_dir) / "adapter"))
         weights.clear()
 
     def _load_adapter_only(self, models: list, input_dir: str) -> None:
@@ -173,13 +203,27 @@ class Trainer:
     def save_checkpoint(self, step: int, micro: int) -> Path:
         """Save the training state after optimizer step `step`; keep the newest `keep_checkpoints`."""
         path = self.out / "checkpoints" / f"step-{step:06d}"
-        if path.exists():
+        main = self.accelerator.is_main_process
+        if main and path.exists():
             shutil.rmtree(path)
-        self.accelerator.save_state(str(path))
-        state = {"step": step, "micro_step": micro, "total_steps": self.total_steps, "layer": self.layer}
-        (path / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-        for old in self.checkpoints()[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        # Every process writes its RNG state; the main process the adapter, optimizer and schedule. DeepSpeed saves
+        # through its engine: without the frozen base weights (16 GB for an 8B model), as the hook does otherwise.
+        kwargs = {"exclude_frozen_parameters": True} if self.deepspeed else {}
+        self.accelerator.save_state(str(path), **kwargs)
+        self.accelerator.wait_for_everyone()
+        if main:
+            state = {
+                "step": step,
+                "micro_step": micro,
+                "total_steps": self.total_steps,
+                "layer": self.layer,
+                "num_processes": self.accelerator.num_processes,
+            }
+            (path / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+            for old in self.checkpoints()[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
         return path
 
     def resume(self) -> tuple[int, int]:
@@ -189,11 +233,17 @@ class Trainer:
             logger.warning("--resume: no checkpoint in %s; starting from scratch", self.out / "checkpoints")
             return 0, 0
         state = json.loads((found[-1] / STATE_FILE).read_text())
+        if state.get("num_processes", 1) != self.accelerator.num_processes:
+            raise MidalignError(
+                f"checkpoint {found[-1]} was made by {state.get('num_processes', 1)} process(es), this run has "
+                f"{self.accelerator.num_processes}: resume with the same number of processes"
+            )
         if state["total_steps"] != self.total_steps:
             raise MidalignError(
                 f"checkpoint {found[-1]} was made for {state['total_steps']} steps, this run has {self.total_steps}"
             )
-        self.accelerator.load_state(str(found[-1]))
+        kwargs = {"load_module_strict": False} if self.deepspeed else {}  # the frozen weights were not saved
+        self.accelerator.load_state(str(found[-1]), **kwargs)
         logger.info("resumed from %s (step %d of %d)", found[-1], state["step"], self.total_steps)
         return state["step"], state["micro_step"]
 
@@ -231,7 +281,19 @@ class Trainer:
         """InfoNCE at layer k between the non-English side and English, in-batch negatives."""
         x = self.embed(batch["src_input_ids"], batch["src_attention_mask"])  # [B, H]
         en = self.embed(batch["tgt_input_ids"], batch["tgt_attention_mask"])  # [B, H]
-        return self.align_loss(x, en, batch["rows"])
+        rows = batch["rows"]  # [B]
+        if self.gather_negatives:  # every process's pairs: [B_global, H], this process's own rows keep their graph
+            x, en, rows = (self._global_batch(local) for local in (x, en, rows))
+        return self.align_loss(x, en, rows)
+
+    def _global_batch(self, local: torch.Tensor) -> torch.Tensor:
+        """Every process's rows in rank order [B_global, ...], this process's own ones being `local` itself.
+
+        Each process then computes the same global loss L, but its gradient reaches only its own embeddings; the
+        sum over processes of those partial gradients is dL/dθ, so the loss is scaled by the number of processes
+        (`align_scale`) before the gradients are averaged."""
+        everyone, start = distributed.gather_rows(self.state, local)
+        return torch.cat([everyone[:start], local, everyone[start + len(local) :]])
 
     # ---- loop --------------------------------------------------------------------------------------------------
     def _micro_batches(self, micro: int) -> Iterator[tuple[int, dict]]:
@@ -244,55 +306,89 @@ class Trainer:
                 done = sum(kind in self.kinds[i % len(self.kinds)] for i in range(offset))
                 iterators[kind] = iter(self.accelerator.skip_first_batches(loader, done) if done else loader)
             for index in range(offset, self.micro_per_epoch):
-                yield micro, {kind: next(iterators[kind]) for kind in self.kinds[index % len(self.kinds)]}
+                kinds = self.kinds[index % len(self.kinds)]
+                yield micro, {kind: send_to_device(next(iterators[kind]), self.accelerator.device) for kind in kinds}
                 micro += 1
 
-    def _check(self, loss: torch.Tensor, kind: str, step: int) -> float:
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            last = self.checkpoints()
-            raise NonFiniteLossError(
-                f"{kind} loss is {value} at optimizer step {step + 1}; stopped. Last good checkpoint: "
-                f"{last[-1] if last else 'none (no checkpoint was saved yet)'}. Try --dtype fp32, a lower --lr, "
-                "or check the data; --resume continues from that checkpoint."
-            )
-        return value
+    def _step_means(self, sums: dict[str, list[float]], step: int) -> dict[str, str]:
+        """Mean loss of each kind over this step's micro-batches of every process; stops on a non-finite one."""
+        totals = {kind: (sum(values), len(values)) for kind, values in sums.items()}
+        if self.accelerator.num_processes > 1:
+            flat = torch.tensor([x for kind in ("task", "align") for x in totals[kind]], dtype=torch.float64)
+            flat = distributed.all_reduce_sum(self.state, flat.to(self.accelerator.device)).cpu().tolist()
+            totals = {"task": (flat[0], int(flat[1])), "align": (flat[2], int(flat[3]))}
+        means = {}
+        for kind, (total, count) in totals.items():
+            if count and not math.isfinite(total):  # the same verdict on every process: all of them stop
+                last = self.checkpoints()
+                raise NonFiniteLossError(
+                    f"{kind} loss is {total / count} at optimizer step {step + 1}; stopped. Last good checkpoint: "
+                    f"{last[-1] if last else 'none (no checkpoint was saved yet)'}. Try --dtype fp32, a lower --lr, "
+                    "or check the data; --resume continues from that checkpoint."
+                )
+            means[kind] = f"{total / count:.6g}" if count else ""
+        return means
+
+    def _no_sync(self) -> contextlib.AbstractContextManager:
+        """Around a whole micro-step: DDP decides in its forward whether the next backward reduces. Ours never does
+        (`average_gradients` averages once per step, the stopped alignment forward included); DeepSpeed reduces."""
+        return contextlib.nullcontext() if self.deepspeed else self.accelerator.no_sync(self.model)
+
+    def _backward(self, loss: torch.Tensor, group: int, last: bool) -> None:
+        """Backward of one micro-step of a `group`-micro-step optimizer step (the step averages its micro-steps)."""
+        if not self.deepspeed:
+            self.accelerator.backward(loss / group)
+            return
+        # DeepSpeed divides by its gradient_accumulation_steps (our grad_accum) itself and steps on the last one.
+        self.accelerator.gradient_state._set_sync_gradients(last)
+        self.accelerator.backward(loss * self.config.grad_accum / group)
 
     def train(self, resume: bool = False) -> int:
         """Train to `total_steps`, logging every optimizer step to OUT/steps.csv; return the steps done."""
         config = self.config
-        set_seed(config.seed)
+        main = self.accelerator.is_main_process
+        # Dropout masks differ between processes (seed + process index), as between the micro-batches of one.
+        set_seed(config.seed, device_specific=True)
         step, micro = self.resume() if resume else (0, 0)
         log_path = self.out / "steps.csv"
         kept = _read_log(log_path, step) if resume else []
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        align_scale = self.accelerator.num_processes if self.gather_negatives else 1
         self.model.train()
         started = time.perf_counter()
         with (
-            log_path.open("w", newline="") as handle,
-            tqdm(total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True) as bar,
+            log_path.open("w", newline="") if main else contextlib.nullcontext() as handle,
+            tqdm(
+                total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, disable=not main
+            ) as bar,
         ):
-            writer = csv.writer(handle)
-            writer.writerow(STEP_COLUMNS)
-            writer.writerows(kept)
-            handle.flush()
-            sums: dict[str, list[float]] = {"task": [], "align": []}
+            writer = csv.writer(handle) if main else None
+            if writer:
+                writer.writerow(STEP_COLUMNS)
+                writer.writerows(kept)
+                handle.flush()
             last: dict[str, str] = {}  # the latest loss of each kind, for the progress bar
             batches = self._micro_batches(micro)
             while step < self.total_steps:
                 group = min(config.grad_accum, self.total_micro - micro)
-                for _ in range(group):
+                sums: dict[str, list[float]] = {"task": [], "align": []}
+                for index in range(group):
                     micro, batch = next(batches)
-                    with self.accelerator.autocast():
-                        parts = {}
-                        if "task" in batch:
-                            parts["task"] = self.task_loss(batch["task"])
-                        if "align" in batch:
-                            parts["align"] = self.alignment_loss(batch["align"])
-                    for kind, value in parts.items():
-                        sums[kind].append(self._check(value, kind, step))
-                    loss = parts.get("task", 0.0) + config.align_weight * parts.get("align", 0.0)
-                    self.accelerator.backward(loss / group)
+                    with self._no_sync():
+                        with self.accelerator.autocast():
+                            parts = {}
+                            if "task" in batch:
+                                parts["task"] = self.task_loss(batch["task"])
+                            if "align" in batch:
+                                parts["align"] = self.alignment_loss(batch["align"])
+                        for kind, value in parts.items():
+                            sums[kind].append(float(value.detach()))
+                        loss = parts.get("task", 0.0) + config.align_weight * align_scale * parts.get("align", 0.0)
+                        self._backward(loss, group, last=index == group - 1)
                     micro += 1
+                means = self._step_means(sums, step)  # before any update: a non-finite loss leaves the weights
+                if not self.deepspeed:
+                    distributed.average_gradients(self.state, trainable)
                 if config.max_grad_norm > 0:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
                 lr = self.scheduler.get_last_lr()[0]
@@ -300,11 +396,11 @@ class Trainer:
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 step += 1
-                row = [step, round(micro / self.micro_per_epoch, 4), _mean(sums["task"]), _mean(sums["align"]), lr]
-                writer.writerow(row)
-                handle.flush()  # a crash keeps every finished step
-                sums = {"task": [], "align": []}
-                last.update({kind: row[i] for i, kind in ((2, "task"), (3, "align")) if row[i]})
+                row = [step, round(micro / self.micro_per_epoch, 4), means["task"], means["align"], lr]
+                if writer:
+                    writer.writerow(row)
+                    handle.flush()  # a crash keeps every finished step
+                last.update({kind: value for kind, value in means.items() if value})
                 bar.update(1)
                 bar.set_postfix(last)
                 if step % config.save_every == 0 or step == self.total_steps:
@@ -322,10 +418,6 @@ def _pattern(mode: str, has_task: bool, has_align: bool) -> list[tuple[str, ...]
     if has_task:
         return [("task",)]
     raise MidalignError("nothing to train: no task data and no alignment pairs")
-
-
-def _mean(values: list[float]) -> str:
-    return f"{sum(values) / len(values):.6g}" if values else ""
 
 
 def _read_log(path: Path, up_to: int) -> list[list[str]]:
