@@ -155,7 +155,7 @@ def _process_device(config: AnalyzeConfig, state) -> str:
             f"--device {config.device} under a {state.num_processes}-process launch: each process takes its own "
             f"device ({state.device.type}); use --device auto"
         )
-    return str(state.device)
+    return "cpu" if state.device.type == "cpu" else str(state.device)  # gloo's processes all use "cpu"
 
 
 def run(config: AnalyzeConfig) -> dict:

@@ -29,10 +29,15 @@ def parse_config(config_class: type[Config], argv: Sequence[str] | None, prog: s
 
 
 def setup_logging(level: str | None = None) -> None:
-    """Log to stderr at INFO (or $MIDALIGN_LOG_LEVEL); keep the libraries' chatter at WARNING."""
+    """Log to stderr at INFO (or $MIDALIGN_LOG_LEVEL); keep the libraries' chatter at WARNING.
+
+    Under a multi-process launch every line names its process, and processes other than the main one log
+    warnings and errors only (unless $MIDALIGN_LOG_LEVEL says otherwise): eight copies of each line help nobody."""
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    default = "INFO" if rank == 0 else "WARNING"
     logging.basicConfig(
-        level=(level or os.environ.get("MIDALIGN_LOG_LEVEL", "INFO")).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=(level or os.environ.get("MIDALIGN_LOG_LEVEL", default)).upper(),
+        format="%(asctime)s " + (f"[{rank}/{world}] " if world > 1 else "") + "%(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
     for noisy in ("datasets", "transformers", "urllib3", "filelock", "httpx", "huggingface_hub"):
