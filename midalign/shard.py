@@ -98,7 +98,9 @@ def extract_sharded(
         return
     token = distributed.broadcast(state, uuid.uuid4().hex[:12])  # names this launch's parts
     tokenized = {lang: tokenize(tokenizer, corpus.sentences[lang], max_length, pooling, lang) for lang in todo}
-    shares = split_units(plan_units(tokenized, batch_size), n)
+    units = plan_units(tokenized, batch_size)
+    shares = split_units(units, n)
+    logger.info("%d tokens in %d batches over %d processes", sum(unit.tokens for unit in units), len(units), n)
     holders: dict[str, list[int]] = {}  # language -> the processes holding its units, in order
     for process, share in enumerate(shares):
         for unit in share:
