@@ -28,7 +28,7 @@ from midalign.representations import forward_layers, num_layers, pool, unwrap_de
 from midalign.trainer import attach_lora, resolve_target_modules
 
 logger = logging.getLogger("bench_align_step")
-OUT = Path(__file__).parent / "benchmarks" / "align_step.csv"
+OUT = Path(__file__).parent / "benchmarks" / "align_step.csv"  # --out overrides
 VARIANTS = ("stopped", "full_body", "full_lm")
 
 
@@ -51,6 +51,7 @@ def step(model, loss_fn, batches, layer: int, variant: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="result table (CSV)")
     parser.add_argument("--quick", action="store_true", help="2 repeats instead of 5, k = L/2 only")
     parser.add_argument("--layers", type=int, nargs="+", default=None, help="values of k; default L/4, L/2, 3L/4")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -87,10 +88,10 @@ def main() -> None:
             }
         )
         logger.info("%s", rows[-1])
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
-    table.to_csv(OUT, index=False)
-    logger.info("\n%s\nwrote %s", table.to_string(index=False), OUT)
+    table.to_csv(args.out, index=False)
+    logger.info("\n%s\nwrote %s", table.to_string(index=False), args.out)
 
 
 if __name__ == "__main__":

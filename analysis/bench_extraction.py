@@ -24,7 +24,7 @@ from midalign.models import load_model
 from midalign.representations import num_layers
 
 logger = logging.getLogger("bench_extraction")
-OUT = Path(__file__).parent / "benchmarks" / "extraction.csv"
+OUT = Path(__file__).parent / "benchmarks" / "extraction.csv"  # --out overrides
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -64,6 +64,7 @@ def one_sentence_loop(model: torch.nn.Module, tokenizer, sentences: list[str]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="result table (CSV)")
     parser.add_argument("--quick", action="store_true", help="2 languages instead of 8")
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(TORCH_DTYPES))
     parser.add_argument("--batch-size", type=int, default=32)
@@ -113,10 +114,10 @@ def main() -> None:
         )
         logger.info("%s", rows[-1])
         del model
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
-    table.to_csv(OUT, index=False)
-    logger.info("\n%s\nwrote %s", table.to_string(index=False), OUT)
+    table.to_csv(args.out, index=False)
+    logger.info("\n%s\nwrote %s", table.to_string(index=False), args.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ import torch
 from midalign.metrics import Workspace, _block_size, pair_metrics
 
 logger = logging.getLogger("bench_metrics")
-OUT = Path(__file__).parent / "benchmarks" / "metrics.csv"
+OUT = Path(__file__).parent / "benchmarks" / "metrics.csv"  # --out overrides
+
+
+def significant(value: float) -> float:
+    """Four significant digits: timings span microseconds (smoke runs) to hours (extrapolated loops)."""
+    return float(f"{value:.4g}")
 
 
 def synthetic_states(n_langs: int, n_sentences: int, hidden: int, seed: int = 0) -> torch.Tensor:
@@ -65,6 +70,7 @@ def per_pair_loop(states: np.ndarray, pairs: list[tuple[int, int]]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="result table (CSV)")
     parser.add_argument("--langs", type=int, default=442)
     parser.add_argument("--layers", type=int, default=19)
     parser.add_argument("--sentences", type=int, default=50)
@@ -96,21 +102,21 @@ def main() -> None:
         "layers": layers,
         "sentences": args.sentences,
         "hidden": args.hidden,
-        "metrics_s": round(timings["metrics_s"], 2),
-        "bare_gemm_s": round(timings["bare_gemm_s"], 2),
-        "full_square_gemm_s": round(timings["full_square_gemm_s"], 2),
-        "gemm_gflops": round(flops / timings["full_square_gemm_s"] / 1e9, 1),
-        "efficiency_vs_bare_gemm": round(timings["bare_gemm_s"] / timings["metrics_s"], 3),
-        "efficiency_vs_full_square_gemm": round(timings["full_square_gemm_s"] / timings["metrics_s"], 3),
-        "per_pair_loop_s_extrapolated": round(loop_s, 1),
-        "speedup_vs_per_pair_loop": round(loop_s / timings["metrics_s"], 1),
-        "peak_rss_gb": round(peak_rss_gb, 2),
+        "metrics_s": significant(timings["metrics_s"]),
+        "bare_gemm_s": significant(timings["bare_gemm_s"]),
+        "full_square_gemm_s": significant(timings["full_square_gemm_s"]),
+        "gemm_gflops": significant(flops / timings["full_square_gemm_s"] / 1e9),
+        "efficiency_vs_bare_gemm": significant(timings["bare_gemm_s"] / timings["metrics_s"]),
+        "efficiency_vs_full_square_gemm": significant(timings["full_square_gemm_s"] / timings["metrics_s"]),
+        "per_pair_loop_s_extrapolated": significant(loop_s),
+        "speedup_vs_per_pair_loop": significant(loop_s / timings["metrics_s"]),
+        "peak_rss_gb": significant(peak_rss_gb),
     }
     for name, value in row.items():
         logger.info("%-30s %s", name, value)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([row]).to_csv(OUT, index=False)
-    logger.info("wrote %s", OUT)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([row]).to_csv(args.out, index=False)
+    logger.info("wrote %s", args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,47 @@
+"""The benchmark scripts under analysis/ run end to end and write their tables (numbers are not asserted: speed
+targets live in the committed tables, never in timed tests)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(script: str, *args: str, out: Path) -> pd.DataFrame:
+    """Run analysis/<script> as users do (from the repository root) and return the table it wrote."""
+    command = [sys.executable, str(ROOT / "analysis" / script), *args, "--out", str(out)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"wrote {out}" in completed.stderr
+    return pd.read_csv(out)
+
+
+def test_bench_metrics_small(tmp_path: Path) -> None:
+    table = run_benchmark(
+        "bench_metrics.py", "--langs", "12", "--layers", "2", "--sentences", "6", "--hidden", "16",
+        out=tmp_path / "metrics.csv",
+    )  # fmt: skip
+    row = table.iloc[0]
+    assert (row.langs, row.directed_pairs, row.layers) == (12, 132, 2)
+    for column in ("metrics_s", "bare_gemm_s", "efficiency_vs_bare_gemm", "speedup_vs_per_pair_loop", "peak_rss_gb"):
+        assert row[column] > 0, column
+
+
+@pytest.mark.real_model
+def test_bench_align_step_quick(tmp_path: Path) -> None:
+    table = run_benchmark("bench_align_step.py", "--quick", "--batch-size", "2", out=tmp_path / "align.csv")
+    row = table.iloc[0]
+    assert (row.n_layers, row.layer) == (18, 9)
+    assert min(row.stopped_s, row.full_body_s, row.full_lm_s) > 0
+
+
+@pytest.mark.real_model
+def test_bench_extraction_quick(tmp_path: Path) -> None:
+    table = run_benchmark("bench_extraction.py", "--quick", "--dtypes", "fp32", out=tmp_path / "extraction.csv")
+    row = table.iloc[0]
+    assert row.dtype == "fp32" and row.languages == 2
+    assert min(row.limit_tok_s, row.ours_tok_s, row.loop_tok_s) > 0
