@@ -11,6 +11,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import FLORES_LIKE, save_tiny_model, write_flores_layout
 
@@ -33,3 +34,16 @@ def flores_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("flores-like")
     write_flores_layout(root, FLORES_LIKE, splits={"dev": range(0, 12), "devtest": range(12, 30)})
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (opt in: `pytestmark = pytest.mark.usefixtures("one_torch_thread")`).
+
+    The CLI subprocesses those modules launch run with OMP_NUM_THREADS=1; in-process references must reduce in the
+    same order for results to be bitwise equal. Tiny models also run fastest on one thread on a busy 2-core machine.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

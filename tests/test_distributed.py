@@ -32,14 +32,7 @@ LAUNCH_TIMEOUT = 240  # seconds; a launch takes ~15 s on one free core
 RESULTS = ("pairs.csv", "pairs.parquet", "per_language.csv", "layers.csv", "languages.csv", "selection.json")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The launched processes run with OMP_NUM_THREADS=1; the single-process references must reduce in the same
-    # order for the results to be bitwise equal.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def launch(module: str, *args: str) -> subprocess.CompletedProcess:

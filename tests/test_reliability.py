@@ -72,14 +72,7 @@ from tests.reliability_helpers import (
 CODES = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl", "ell_Grek"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # One thread, as the CLI subprocesses get (OMP_NUM_THREADS=1): their numbers then match this process's exactly,
-    # and tiny models run fastest that way on a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def analyze_args(model: Path, corpus: Path, out: Path, langs: list[str], *extra: str) -> list[str]:

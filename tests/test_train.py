@@ -29,13 +29,7 @@ from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 OUTPUT_FILES = ("config.json", "steps.csv", "eval_before.csv", "eval_after.csv", "eval_summary.csv")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models run fastest on one thread; two threads on a busy 2-core machine spin for milliseconds per op.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
