@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=50)
     parser.add_argument("--hidden", type=int, default=640)
     parser.add_argument("--quick", action="store_true", help="3 layers instead of 19 (a few minutes less)")
+    parser.add_argument("--profile", type=Path, default=None, help="also write a torch.profiler table of one layer")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     layers = 3 if args.quick else args.layers
@@ -89,6 +90,11 @@ def main() -> None:
         timings["metrics_s"] += time.perf_counter() - start
         timings["bare_gemm_s"] += bare_products(states, symmetric=True)
         timings["full_square_gemm_s"] += bare_products(states, symmetric=False)
+    if args.profile:  # where one layer's time goes, op by op (the gap to the bare products, if any)
+        with torch.profiler.profile() as profiler:
+            pair_metrics(synthetic_states(args.langs, args.sentences, args.hidden), workspace=workspace)
+        args.profile.write_text(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15) + "\n")
+        logger.info("wrote %s", args.profile)
     sample = [(s, (s * 7 + 1) % args.langs) for s in range(0, args.langs, max(1, args.langs // 200))]
     loop_per_pair = per_pair_loop(synthetic_states(args.langs, args.sentences, args.hidden).numpy(), sample)
     loop_s = loop_per_pair * n_pairs * layers  # extrapolated: the loop would take hours at full size
