@@ -200,3 +200,21 @@ def test_recipes_are_registered_and_jsonl_round_trips(tmp_path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"prompt": "p"}\n')
     with pytest.raises(TaskError, match="line 1"):
         read_jsonl(tmp_path / "bad.jsonl")
+
+
+# ---- python -m midalign.tasks: training files from any recipe ---------------------------------------------------
+def test_task_data_cli_writes_what_midalign_train_reads(tmp_path: Path) -> None:
+    from midalign.tasks.__main__ import main as task_data_main
+    from midalign.train_data import load_task_data
+
+    out = tmp_path / "massive"
+    args = ["--task", "massive", "--data", str(FIXTURES / "massive"), "--split", "test", "--langs", "en-US", "de"]
+    assert task_data_main([*args, "--out", str(out)]) == 0
+    examples = slots.load_examples(TaskOptions(source=str(FIXTURES / "massive"), langs=["en-US", "de"]))
+    written = load_task_data(str(out / "test.jsonl"))
+    assert [(x.prompt, x.completion.strip(), x.language) for x in written] == [
+        (x.prompt, x.reference, x.language) for x in examples
+    ]
+    config = json.loads((out / "config.json").read_text())
+    assert config["resolved"]["examples"] == {lang: len(rows) for lang, rows in by_language(examples).items()}
+    assert task_data_main(["--task", "massive", "--data", str(tmp_path / "nowhere"), "--out", str(out)]) == 2

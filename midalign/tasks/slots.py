@@ -156,7 +156,11 @@ def load_examples(options: TaskOptions) -> list[Example]:
     if options.langs:
         locales = [massive_locale(lang) for lang in options.langs]
     else:
-        locales = [name for name in datasets.get_dataset_config_names(source) if name in LOCALE_TO_FLORES]
+        try:
+            declared = datasets.get_dataset_config_names(source)
+        except (OSError, ValueError) as error:  # FileNotFoundError is an OSError
+            raise TaskError(f"cannot list the MASSIVE locales of {source!r}: {error}") from error
+        locales = [name for name in declared if name in LOCALE_TO_FLORES]
     examples = []
     for locale in dict.fromkeys(locales):
         try:

@@ -1,0 +1,63 @@
+"""`python -m midalign.tasks`: write any recipe's examples as the prompt/completion JSONL `midalign-train` reads.
+
+The evaluation side needs no file: `midalign-evaluate --task T` builds the same prompts from the same source.
+For example, MASSIVE slot filling in three locales for training:
+
+    python -m midalign.tasks --task massive --split train --langs en-US de-DE fr-FR --out runs/massive
+
+writes `runs/massive/train.jsonl` and `runs/massive/config.json`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
+from midalign.tasks import TASKS, TaskOptions, recipe, write_jsonl
+
+
+@dataclass
+class TaskDataConfig:
+    """Write a task recipe's examples (one split) as prompt/completion/language JSONL for midalign-train."""
+
+    task: Literal["cldr", "massive", "translation", "entities"] = field(metadata={"help": f"One of {TASKS}."})
+    data: str | None = field(default=None, metadata={"help": "Task source, as midalign-evaluate --data."})
+    split: str = field(default="train", metadata={"help": "Split to write; also the file name."})
+    langs: list[str] = field(default_factory=list, metadata={"help": "Languages (FLORES codes, locales, configs)."})
+    max_examples: int | None = field(default=None, metadata={"help": "At most N examples per language."})
+    seed: int = field(default=0, metadata={"help": "Seed of generated data (cldr)."})
+    cldr_kind: str = field(default="date_long", metadata={"help": "cldr: what to localize."})
+    directions: list[str] = field(default_factory=lambda: ["x2en", "en2x"], metadata={"help": "translation."})
+    english: str = field(default="eng_Latn", metadata={"help": "translation: the English side."})
+    out: str = field(default="runs/task-data", metadata={"help": "Output folder: SPLIT.jsonl and config.json."})
+
+
+def write(config: TaskDataConfig) -> dict[str, int]:
+    """Write OUT/SPLIT.jsonl and OUT/config.json; return the examples per language."""
+    out = prepare_output_dir(config.out)
+    options = TaskOptions(
+        source=config.data,
+        split=config.split,
+        langs=config.langs,
+        max_examples=config.max_examples,
+        seed=config.seed,
+        cldr_kind=config.cldr_kind,
+        directions=config.directions,
+        english=config.english,
+    )
+    examples = recipe(config.task).load_examples(options)
+    path = write_jsonl(out / f"{config.split}.jsonl", examples)
+    counts = dict(Counter(example.language for example in examples))
+    write_config(out, config, file=str(path), examples=counts)
+    return counts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(lambda args: write(parse_config(TaskDataConfig, args, prog="python -m midalign.tasks")), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
