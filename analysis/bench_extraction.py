@@ -68,11 +68,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 languages instead of 8")
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(TORCH_DTYPES))
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--profile", type=Path, default=None, help="also write op tables (one language per dtype)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     languages = PRESETS["udhr48"][:: 24 if args.quick else 6]
     corpus = load_parallel("udhr", languages)
     rows = []
+    if args.profile:
+        args.profile.write_text("")
     for dtype_name in args.dtypes:
         model, tokenizer = load_model(dtype=dtype_name)
         layers = list(range(num_layers(model) + 1))
@@ -88,6 +91,12 @@ def main() -> None:
         for lang in languages:
             extract_states(model, tokenizer, tokenized[lang], layers, "mean", args.batch_size)
         ours_s = time.perf_counter() - start
+        if args.profile:  # where the time goes, op by op: matmuls vs everything else
+            with torch.profiler.profile() as profiler:
+                extract_states(model, tokenizer, tokenized[languages[0]], layers, "mean", args.batch_size)
+            table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+            with args.profile.open("a") as file:
+                file.write(f"{dtype_name}, {languages[0]}, batch size {args.batch_size}\n{table}\n")
         loop_sentences = [s for lang in languages for s in corpus.sentences[lang]][: 25 if args.quick else 100]
         loop_tokens = sum(len(tokenizer(s)["input_ids"]) for s in loop_sentences)
         loop_s = one_sentence_loop(model, tokenizer, loop_sentences)

@@ -58,10 +58,28 @@ def tokenize(
     return Tokenized(encoded["input_ids"], encoded["special_tokens_mask"] if need_special else None)
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Row indices grouped so each batch holds sentences of similar length (little padding), longest first."""
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_padding: float = 0.25, min_tokens: int = 512
+) -> list[list[int]]:
+    """Row indices grouped so each batch holds sentences of similar length, longest first.
+
+    A batch closes at `batch_size` rows, or earlier when the next sentence is more than `max_padding` shorter than
+    the batch's longest one, so no row is more than that share padding. Fixed-size batches of parallel paragraphs
+    (10 to 500 tokens within one language) were 40 % padding on UDHR, computed and thrown away. Batches under
+    `min_tokens` stay open: for them the cost of one more forward call outweighs the padding.
+    """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for index in order:
+        batch = batches[-1] if batches else None
+        if batch is not None:
+            longest = lengths[batch[0]]
+            too_short = lengths[index] < (1 - max_padding) * longest and len(batch) * longest >= min_tokens
+            if len(batch) < batch_size and not too_short:
+                batch.append(index)
+                continue
+        batches.append([index])
+    return batches
 
 
 @torch.inference_mode()

@@ -79,6 +79,21 @@ def test_length_sorted_batches_cover_every_row_once() -> None:
     assert batches == [[1, 3], [4, 0], [2]]
 
 
+def test_length_sorted_batches_bound_padding() -> None:
+    lengths = [100, 90, 80, 70, 20, 18, 5]
+    assert length_sorted_batches(lengths, batch_size=32, min_tokens=0) == [[0, 1, 2], [3], [4, 5], [6]]
+    assert length_sorted_batches(lengths, batch_size=32, min_tokens=10_000) == [list(range(7))]  # all small
+    rng = np.random.default_rng(0)
+    lengths = list(rng.integers(5, 500, size=300))
+    batches = length_sorted_batches(lengths, batch_size=16)
+    assert sorted(i for rows in batches for i in rows) == list(range(300))
+    for rows in batches:
+        longest = lengths[rows[0]]
+        assert len(rows) <= 16 and longest == max(lengths[i] for i in rows)
+        small = (len(rows) - 1) * longest < 512  # still open when the short row came: padding allowed
+        assert small or all(lengths[i] >= 0.75 * longest for i in rows)
+
+
 def test_truncation_warns(tokenizer, caplog: pytest.LogCaptureFixture) -> None:
     tokenized = tokenize(tokenizer, ["word " * 50, "short"], max_length=8, pooling="mean", name="xx_Latn")
     assert max(len(ids) for ids in tokenized.input_ids) == 8
