@@ -43,5 +43,5 @@ def test_bench_align_step_quick(tmp_path: Path) -> None:
 def test_bench_extraction_quick(tmp_path: Path) -> None:
     table = run_benchmark("bench_extraction.py", "--quick", "--dtypes", "fp32", out=tmp_path / "extraction.csv")
     row = table.iloc[0]
-    assert row.dtype == "fp32" and row.languages == 2
+    assert row["dtype"] == "fp32" and row["languages"] == 2  # row.dtype would be the Series dtype
     assert min(row.limit_tok_s, row.ours_tok_s, row.loop_tok_s) > 0
