@@ -218,3 +218,17 @@ def test_task_data_cli_writes_what_midalign_train_reads(tmp_path: Path) -> None:
     config = json.loads((out / "config.json").read_text())
     assert config["resolved"]["examples"] == {lang: len(rows) for lang, rows in by_language(examples).items()}
     assert task_data_main(["--task", "massive", "--data", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+
+
+def test_translation_from_a_wmt_style_source() -> None:
+    source = str(FIXTURES / "wmt")  # one folder per pair, as the hub's wmt19 configs: de-en/, en-fr/
+    examples = mt.load_examples(TaskOptions(source=source, split="test", langs=["deu_Latn", "fra_Latn"]))
+    assert list(by_language(examples)) == ["deu_Latn", "fra_Latn"] and len(examples) == 2 * (3 + 2)
+    x2en = next(e for e in examples if e.meta["direction"] == "x2en" and e.language == "fra_Latn")
+    assert x2en.prompt == "Translate from French to English.\nFrench: Le train arrive à huit heures.\nEnglish:"
+    assert x2en.reference == "The train arrives at eight o'clock." and x2en.id == "en-fr-0-fra_Latn-eng_Latn"
+    en2x = [e for e in examples if e.meta["direction"] == "en2x" and e.language == "deu_Latn"]
+    assert [e.reference for e in en2x][-1] == "Die Brücke ist seit Montag gesperrt."
+    assert len(mt.load_examples(TaskOptions(source=source, split="test", langs=["de"], max_examples=1))) == 2
+    with pytest.raises(TaskError, match="no it-en pair for ita_Latn; it has de-en, en-fr"):
+        mt.load_examples(TaskOptions(source=source, split="test", langs=["ita_Latn"]))

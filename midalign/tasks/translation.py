@@ -1,8 +1,11 @@
 """Machine translation between English and each language of any parallel source `load_parallel` reads.
 
-Sources: the bundled UDHR (`udhr`, offline), a local FLORES+-layout folder, or FLORES+ on the hub. Each sentence
-gives one example per direction, X->English (`x2en`) and English->X (`en2x`); both count towards the
-non-English language, with the direction in the metric name (`x2en_bleu`, `en2x_chrf`, ...).
+Sources: the bundled UDHR (`udhr`, offline), a local FLORES+-layout folder, or FLORES+ on the hub; or a WMT-style
+source, one config per language pair named `xx-en` or `en-xx` whose rows hold `translation: {xx: ..., en: ...}`
+(the hub's `wmt/wmt19`, `Helsinki-NLP/opus-100`, ...; locally, a folder with one `xx-en/` subfolder of
+`train.jsonl`/`validation.jsonl`/`test.jsonl` files per pair). Each sentence gives one example per direction,
+X->English (`x2en`) and English->X (`en2x`); both count towards the non-English language, with the direction in the
+metric name (`x2en_bleu`, `en2x_chrf`, ...).
 
 Scores are sacrebleu's corpus BLEU and chrF per language and direction. BLEU tokenizes Chinese with `zh` and
 languages written without spaces (Japanese, Thai, Lao, Khmer, Burmese) by character; everything else with
@@ -14,7 +17,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from midalign.tasks import Example, TaskOptions
 
@@ -44,9 +50,83 @@ def prompt(text: str, src: str, tgt: str) -> str:
     return f"Translate from {source} to {target}.\n{source}: {' '.join(text.split())}\n{target}:"
 
 
+_PAIR_CONFIG = re.compile(r"^[a-z]{2,3}-[a-z]{2,3}$")  # WMT-style configs: `de-en`, `en-de`, `fr-en`, ...
+
+
+def _pair_configs(source: str | None) -> list[str]:
+    """The `xx-yy` pair configs of a WMT-style source (a local folder of pair subfolders, or a hub id); [] if none."""
+    if source in (None, "udhr"):
+        return []
+    path = Path(source)
+    if path.is_dir():
+        return sorted(child.name for child in path.iterdir() if child.is_dir() and _PAIR_CONFIG.match(child.name))
+    if path.exists():
+        return []
+    import datasets
+
+    try:
+        names = datasets.get_dataset_config_names(source)
+    except Exception:  # not a hub dataset we can list (offline, gated, a FLORES+ id): not WMT-style
+        return []
+    return [name for name in names if _PAIR_CONFIG.match(name)]
+
+
+def _wmt_code(language: str) -> str:
+    """The ISO 639-1 code WMT-style sources key their sides by (`deu_Latn` -> `de`; `fil` stays `fil`)."""
+    import langcodes
+
+    return langcodes.standardize_tag(language.split("_")[0])
+
+
+def _wmt_parallel(options: TaskOptions, configs: Sequence[str], langs: Sequence[str]) -> dict[str, list[tuple]]:
+    """(id, X text, English text) of every language, read from its `xx-en` (or `en-xx`) pair config."""
+    import datasets
+
+    from midalign.tasks import TaskError
+
+    english = _wmt_code(options.english)
+    split = options.split or "test"
+    parallel = {}
+    for lang in langs:
+        code = _wmt_code(lang)
+        config = next((c for c in (f"{code}-{english}", f"{english}-{code}") if c in configs), None)
+        if config is None:
+            raise TaskError(f"{options.source!r} has no {code}-{english} pair for {lang}; it has {', '.join(configs)}")
+        local = Path(options.source).is_dir()
+        # A local folder is read through a throwaway cache, as midalign.data does: an edited file is never served
+        # from an earlier run's arrow cache.
+        with tempfile.TemporaryDirectory(prefix="midalign-wmt-", ignore_cleanup_errors=True) as cache_dir:
+            try:
+                if local:
+                    rows = datasets.load_dataset(options.source, data_dir=config, split=split, cache_dir=cache_dir)
+                else:
+                    rows = datasets.load_dataset(options.source, config, split=split)
+            except (OSError, ValueError) as error:
+                raise TaskError(f"cannot load {config}/{split} from {options.source!r}: {error}") from error
+            if "translation" not in rows.column_names:
+                raise TaskError(f"{options.source!r} {config}/{split} has no `translation` column: is it WMT-style?")
+            if options.max_examples is not None:  # before reading: a WMT train split has millions of rows
+                rows = rows.select(range(min(options.max_examples, len(rows))))
+            pairs = list(rows["translation"])  # read now: the cache folder goes away
+        parallel[lang] = [(f"{config}-{index}", pair[code], pair[english]) for index, pair in enumerate(pairs)]
+    return parallel
+
+
+def _flores_parallel(options: TaskOptions, langs: Sequence[str]) -> tuple[str, dict[str, list[tuple]]]:
+    """English's resolved code and (id, X text, English text) of every language, from a `load_parallel` source."""
+    from midalign.data import load_parallel
+
+    corpus = load_parallel(options.source or "udhr", [options.english, *langs], options.split, options.max_examples)
+    english = corpus.languages[0]
+    parallel = {
+        lang: list(zip(corpus.ids, corpus.sentences[lang], corpus.sentences[english], strict=True))
+        for lang in corpus.languages[1:]
+    }
+    return english, parallel
+
+
 def load_examples(options: TaskOptions) -> list[Example]:
     """Both directions (or those asked for) for every language paired with English, one example each."""
-    from midalign.data import load_parallel
     from midalign.tasks import TaskError
 
     bad = [d for d in options.directions if d not in DIRECTIONS]
@@ -54,15 +134,18 @@ def load_examples(options: TaskOptions) -> list[Example]:
         raise TaskError(f"--directions must be among {', '.join(DIRECTIONS)}, got {list(options.directions)}")
     if not options.langs:
         raise TaskError("translation needs --langs: the languages to translate from and into English")
-    langs = [options.english, *[lang for lang in options.langs if lang != options.english]]
-    corpus = load_parallel(options.source or "udhr", langs, options.split, options.max_examples)
-    english, examples = corpus.languages[0], []
-    for lang in corpus.languages[1:]:
+    langs = [lang for lang in options.langs if lang != options.english]
+    configs = _pair_configs(options.source)
+    if configs:
+        english, parallel = options.english, _wmt_parallel(options, configs, langs)
+    else:
+        english, parallel = _flores_parallel(options, langs)
+    examples = []
+    for lang, rows in parallel.items():
         for direction in options.directions:
             src, tgt = (lang, english) if direction == "x2en" else (english, lang)
-            for sentence_id, source, target in zip(
-                corpus.ids, corpus.sentences[src], corpus.sentences[tgt], strict=True
-            ):
+            for sentence_id, foreign, english_text in rows:
+                source, target = (foreign, english_text) if direction == "x2en" else (english_text, foreign)
                 examples.append(
                     Example(
                         f"{sentence_id}-{src}-{tgt}",
