@@ -54,7 +54,8 @@ class EvaluateConfig:
         metadata={
             "help": "Task source: cldr: a JSONL from `python -m midalign.tasks.cldr` (default: generated); massive: "
             "hub id or local copy (default AmazonScience/massive); translation: udhr (default), a FLORES+ folder "
-            "or hub id; entities: a file or hub id (default universalner/universal_ner)."
+            "or hub id, or a WMT-style source (xx-en pair configs; hub id or folder of pair subfolders); entities: "
+            "a file or hub id (default universalner/universal_ner)."
         },
     )
     split: str | None = field(default=None, metadata={"help": "Split (default: test; translation: the source's)."})
