@@ -24,7 +24,7 @@ import pandas as pd
 
 from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
 from midalign.errors import MidalignError
-from midalign.tasks import TASKS, TaskOptions, by_language, recipe
+from midalign.tasks import TASKS, by_language, options_from, recipe
 
 logger = logging.getLogger(__name__)
 
@@ -192,9 +192,7 @@ def run(config: EvaluateConfig) -> pd.DataFrame:
     out = prepare_output_dir(config.out)
     _check_output(out, config.overwrite, ("predictions.jsonl", "scores.csv", "groups.csv"))
     task = recipe(config.task)
-    options = TaskOptions(config.data, config.split, config.langs, config.max_examples, config.seed,
-                          config.cldr_kind, config.directions, config.english)  # fmt: skip
-    examples = task.load_examples(options)
+    examples = task.load_examples(options_from(config))
     rows = by_language(examples)
     run_dir = Path(config.adapter).parent if config.adapter else None  # midalign-train's OUT, if it is one
     training = _training_config(run_dir) if run_dir and (run_dir / "config.json").is_file() else None

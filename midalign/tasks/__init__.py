@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from midalign.errors import MidalignError
 
@@ -53,6 +54,12 @@ class TaskOptions:
     cldr_kind: str = "date_long"
     directions: Sequence[str] = ("x2en", "en2x")
     english: str = "eng_Latn"
+
+
+def options_from(config: Any) -> TaskOptions:
+    """TaskOptions from a command config with midalign-evaluate's task flags (`data`, `split`, `langs`, ...)."""
+    return TaskOptions(config.data, config.split, config.langs, config.max_examples, config.seed,
+                       config.cldr_kind, config.directions, config.english)  # fmt: skip
 
 
 def recipe(task: str) -> ModuleType:

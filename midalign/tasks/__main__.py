@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
-from midalign.tasks import TASKS, TaskOptions, recipe, write_jsonl
+from midalign.tasks import TASKS, options_from, recipe, write_jsonl
 
 
 @dataclass
@@ -38,17 +38,7 @@ class TaskDataConfig:
 def write(config: TaskDataConfig) -> dict[str, int]:
     """Write OUT/SPLIT.jsonl and OUT/config.json; return the examples per language."""
     out = prepare_output_dir(config.out)
-    options = TaskOptions(
-        source=config.data,
-        split=config.split,
-        langs=config.langs,
-        max_examples=config.max_examples,
-        seed=config.seed,
-        cldr_kind=config.cldr_kind,
-        directions=config.directions,
-        english=config.english,
-    )
-    examples = recipe(config.task).load_examples(options)
+    examples = recipe(config.task).load_examples(options_from(config))
     path = write_jsonl(out / f"{config.split}.jsonl", examples)
     counts = dict(Counter(example.language for example in examples))
     write_config(out, config, file=str(path), examples=counts)
