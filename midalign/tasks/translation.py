@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,33 +81,30 @@ def _wmt_parallel(options: TaskOptions, configs: Sequence[str], langs: Sequence[
     """(id, X text, English text) of every language, read from its `xx-en` (or `en-xx`) pair config."""
     import datasets
 
+    from midalign.data import local_dataset_cache
     from midalign.tasks import TaskError
 
     english = _wmt_code(options.english)
     split = options.split or "test"
+    where = "data_dir" if Path(options.source).is_dir() else "name"  # a local folder's pair subfolder, or a config
     parallel = {}
-    for lang in langs:
-        code = _wmt_code(lang)
-        config = next((c for c in (f"{code}-{english}", f"{english}-{code}") if c in configs), None)
-        if config is None:
-            raise TaskError(f"{options.source!r} has no {code}-{english} pair for {lang}; it has {', '.join(configs)}")
-        local = Path(options.source).is_dir()
-        # A local folder is read through a throwaway cache, as midalign.data does: an edited file is never served
-        # from an earlier run's arrow cache.
-        with tempfile.TemporaryDirectory(prefix="midalign-wmt-", ignore_cleanup_errors=True) as cache_dir:
+    with local_dataset_cache(options.source) as cache_dir:
+        for lang in langs:
+            code = _wmt_code(lang)
+            config = next((c for c in (f"{code}-{english}", f"{english}-{code}") if c in configs), None)
+            if config is None:
+                have = ", ".join(configs)
+                raise TaskError(f"{options.source!r} has no {code}-{english} pair for {lang}; it has {have}")
             try:
-                if local:
-                    rows = datasets.load_dataset(options.source, data_dir=config, split=split, cache_dir=cache_dir)
-                else:
-                    rows = datasets.load_dataset(options.source, config, split=split)
+                rows = datasets.load_dataset(options.source, split=split, cache_dir=cache_dir, **{where: config})
             except (OSError, ValueError) as error:
                 raise TaskError(f"cannot load {config}/{split} from {options.source!r}: {error}") from error
             if "translation" not in rows.column_names:
                 raise TaskError(f"{options.source!r} {config}/{split} has no `translation` column: is it WMT-style?")
             if options.max_examples is not None:  # before reading: a WMT train split has millions of rows
                 rows = rows.select(range(min(options.max_examples, len(rows))))
-            pairs = list(rows["translation"])  # read now: the cache folder goes away
-        parallel[lang] = [(f"{config}-{index}", pair[code], pair[english]) for index, pair in enumerate(pairs)]
+            pairs = list(rows["translation"])  # read now: a local folder's cache goes when the block ends
+            parallel[lang] = [(f"{config}-{index}", pair[code], pair[english]) for index, pair in enumerate(pairs)]
     return parallel
 
 
