@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,10 +246,7 @@ def _device_map_summary(model) -> dict[str, int] | None:
     device_map = getattr(model, "hf_device_map", None)
     if not device_map:
         return None
-    counts: dict[str, int] = {}
-    for device in device_map.values():
-        counts[str(device)] = counts.get(str(device), 0) + 1
-    return counts
+    return dict(Counter(str(device) for device in device_map.values()))
 
 
 def _score_and_write(
