@@ -142,10 +142,19 @@ def extract_states(
 ) -> np.ndarray:
     """Pooled states [n_sentences, len(layers), hidden] in float32, rows in input order."""
     batches = length_sorted_batches([len(ids) for ids in tokenized.input_ids], batch_size)
-    states = np.empty((len(tokenized.input_ids), len(layers), model.config.get_text_config().hidden_size), np.float32)
-    if batches:
-        order = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in batches])  # [n_sentences]
-        states[order] = extract_batches(model, tokenizer, tokenized, batches, layers, pooling, progress, name)
+    if not batches:
+        return np.empty((0, len(layers), model.config.get_text_config().hidden_size), np.float32)
+    block = extract_batches(model, tokenizer, tokenized, batches, layers, pooling, progress, name)
+    return place_rows(block, batches, len(tokenized.input_ids))
+
+
+def place_rows(block: np.ndarray, batches: Sequence[Sequence[int]], n_sentences: int) -> np.ndarray:
+    """States [n_sentences, ...] in input order from a block whose rows follow `batches` (each sentence once)."""
+    order = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in batches])
+    if len(order) != n_sentences or len(np.unique(order)) != n_sentences:
+        raise RuntimeError(f"the batches cover {len(np.unique(order))} of {n_sentences} sentences")
+    states = np.empty((n_sentences, *block.shape[1:]), dtype=np.float32)
+    states[order] = block
     return states
 
 

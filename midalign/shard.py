@@ -26,7 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from midalign import distributed
 from midalign.cache import CacheKey, StateCache, save_array_atomic
 from midalign.data import ParallelCorpus
-from midalign.extract import Tokenized, extract_batches, length_sorted_batches, tokenize
+from midalign.extract import Tokenized, extract_batches, length_sorted_batches, place_rows, tokenize
 from midalign.representations import Pooling, num_layers
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def extract_sharded(
             if lang in split:
                 save_array_atomic(_part_path(cache, lang, token, rank), block)
             else:
-                cache.save(keys[lang], _place(block, batches, len(corpus.ids)))
+                cache.save(keys[lang], place_rows(block, batches, len(corpus.ids)))
     distributed.barrier(state)
     for lang in split:
         if holders[lang][0] != rank:
@@ -139,7 +139,7 @@ def extract_sharded(
             batches = [list(unit.rows) for unit in shares[process] if unit.language == lang]
             pieces.append((batches, np.load(_part_path(cache, lang, token, process))))
         rows = [batch for batches, _ in pieces for batch in batches]
-        cache.save(keys[lang], _place(np.concatenate([block for _, block in pieces]), rows, len(corpus.ids)))
+        cache.save(keys[lang], place_rows(np.concatenate([block for _, block in pieces]), rows, len(corpus.ids)))
         for process in holders[lang]:
             _part_path(cache, lang, token, process).unlink(missing_ok=True)
         logger.info("%s: assembled from the parts of processes %s", lang, holders[lang])
@@ -147,13 +147,3 @@ def extract_sharded(
     if state.is_main_process:
         with contextlib.suppress(OSError):  # not empty: another launch sharing the cache has parts in it
             (cache.root / PARTS_DIR).rmdir()
-
-
-def _place(block: np.ndarray, batches: Sequence[Sequence[int]], n_sentences: int) -> np.ndarray:
-    """States [n_sentences, ...] from a block whose rows follow `batches` (which cover every sentence once)."""
-    order = np.concatenate([np.asarray(rows, dtype=np.int64) for rows in batches])
-    if len(order) != n_sentences or len(np.unique(order)) != n_sentences:
-        raise RuntimeError(f"the batches cover {len(np.unique(order))} of {n_sentences} sentences")
-    states = np.empty((n_sentences, *block.shape[1:]), dtype=np.float32)
-    states[order] = block
-    return states
