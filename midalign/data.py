@@ -25,7 +25,7 @@ from midalign.languages import resolve_languages
 
 logger = logging.getLogger(__name__)
 
-BUNDLED_SOURCES = {"udhr": "corpora/udhr"}
+BUNDLED_SOURCES = {"udhr": "corpora/udhr", "gettext": "corpora/gettext"}
 FLORES_PLUS = "openlanguagedata/flores_plus"
 # Tried in this order when no split is given: FLORES+'s devtest first; the bundled UDHR has one split, `train`
 # (`datasets` reserves the name `all`, which loads every split, so `split="all"` works on UDHR too).

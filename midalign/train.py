@@ -15,20 +15,36 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
-from midalign import distributed
+from midalign import distributed, train_data, train_eval
+from midalign.align_data import DEV_SPLIT, PairCorpus, from_parallel, has_split, is_pair_source, load_pairs
 from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
-from midalign.data import ParallelCorpus, load_parallel
+from midalign.data import ParallelCorpus, available_languages, load_parallel
 from midalign.errors import MidalignError
+from midalign.languages import resolve_language, resolve_languages
 from midalign.representations import LayerOutOfRangeError, num_layers
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ALIGN_LANGS = ["deu_Latn", "rus_Cyrl", "hin_Deva", "swh_Latn", "yor_Latn", "amh_Ethi"]
+DEFAULT_PAIRS_PER_LANGUAGE = 1000
+# Evaluated by default besides the aligned languages: 20 UDHR languages of the udhr48 preset spanning scripts and
+# resource levels (the paper's "unseen" group: never aligned); aligned ones among them move to group "aligned".
+DEFAULT_UNSEEN_LANGS = [
+    "fra_Latn", "spa_Latn", "ita_Latn", "nld_Latn", "pol_Latn", "ces_Latn", "fin_Latn", "hun_Latn", "tur_Latn",
+    "vie_Latn", "ind_Latn", "eus_Latn", "cym_Latn", "zul_Latn", "ukr_Cyrl", "ell_Grek", "heb_Hebr", "ben_Beng",
+    "jpn_Jpan", "kor_Hang", "tha_Thai", "kat_Geor",
+]  # fmt: skip
 # Fields that may change between an interrupted run and its --resume without changing the numbers.
-RESUME_FREE = {"resume", "overwrite", "out", "device", "save_every", "keep_checkpoints", "eval_batch_size", "eval"}
-OUTPUTS = ("checkpoints", "adapter", "steps.csv", "eval_before.csv", "eval_after.csv", "eval_summary.csv")
+RESUME_FREE = {
+    "resume", "overwrite", "out", "device", "save_every", "keep_checkpoints", "eval_batch_size", "eval", "cache_dir",
+}  # fmt: skip
+OUTPUTS = (
+    "checkpoints", "adapter", "best", "steps.csv", "dev.csv", "eval_before.csv", "eval_after.csv", "eval_hits.parquet",
+    "eval_summary.csv",
+)  # fmt: skip
 
 
 @dataclass
@@ -51,21 +67,61 @@ class TrainConfig:
     )
     task_split: str = field(default="train", metadata={"help": "Split of a `datasets` task source."})
     align_data: str = field(
-        default="udhr", metadata={"help": "Parallel corpus: udhr (bundled), a FLORES+-layout folder or a hub id."}
+        default="gettext",
+        metadata={
+            "help": "Alignment pairs: gettext (bundled, X<->English UI sentences from 9 software projects), a pair "
+            "source (id, text, en columns) or a multi-way corpus (udhr, a FLORES+-layout folder or hub id)."
+        },
     )
-    align_split: str | None = field(default=None, metadata={"help": "Split of the parallel corpus (default: auto)."})
+    align_split: str | None = field(
+        default=None, metadata={"help": "Split of the alignment data (default: train, or a multi-way corpus's own)."}
+    )
     align_langs: list[str] = field(
         default_factory=lambda: list(DEFAULT_ALIGN_LANGS),
         metadata={"help": "Languages paired with English for the alignment loss (codes or aliases)."},
     )
     english: str = field(default="eng_Latn", metadata={"help": "The pivot language every pair shares."})
-    max_sentences: int | None = field(default=None, metadata={"help": "Use only the first N parallel sentences."})
+    max_sentences: int | None = field(
+        default=None, metadata={"help": "Multi-way alignment corpus: use only the first N parallel sentences."}
+    )
     heldout_fraction: float = field(
         default=0.2,
-        metadata={"help": "Share of parallel sentences (chosen by hashing their ids) kept out of training for eval."},
+        metadata={
+            "help": "Multi-way alignment corpus: share of sentences (chosen by hashing their ids) held out of training "
+            "as the dev set (a pair corpus has a dev split)."
+        },
     )
     pairs_per_language: int | None = field(
-        default=None, metadata={"help": "Resample each language's training pairs to N (default: all of them)."}
+        default=DEFAULT_PAIRS_PER_LANGUAGE,
+        metadata={"help": "Resample each language's training pairs to N (0 = all of them, unbalanced)."},
+    )
+    dev_pairs: int = field(
+        default=200, metadata={"help": "Dev pairs per language scored for early stopping (the first N by id hash)."}
+    )
+    eval_every: int = field(
+        default=25,
+        metadata={
+            "help": "Score dev retrieval at the aligned layer every N optimizer steps and keep the best adapter "
+            "(0 = never: the adapter is the last step's)."
+        },
+    )
+    patience: int = field(
+        default=4, metadata={"help": "Stop after N dev scores without improvement (0 = train to the end)."}
+    )
+    eval_data: str | None = field(
+        default=None,
+        metadata={
+            "help": "Multi-way corpus for retrieval before/after at every layer (default: udhr when the alignment "
+            "data is a pair corpus, else its held-out sentences); 'none' skips it."
+        },
+    )
+    eval_split: str | None = field(default=None, metadata={"help": "Split of --eval-data (default: its own)."})
+    eval_langs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Languages evaluated against English: the aligned ones are group 'aligned', the rest 'unseen' "
+            "(default: the alignment languages plus 20 never aligned, where --eval-data has them)."
+        },
     )
     analysis: str | None = field(
         default=None, metadata={"help": "A midalign-analyze output folder whose selection.json gives the layer."}
@@ -122,7 +178,12 @@ class TrainConfig:
             "help": "Micro-steps per optimizer step; effective batch = batch x grad_accum x processes (the paper: 128)."
         },
     )
-    max_length: int = field(default=256, metadata={"help": "Truncate sequences to this many tokens."})
+    task_max_length: int = field(default=256, metadata={"help": "Cut task examples to this many tokens."})
+    align_max_length: int = field(
+        default=128,
+        metadata={"help": "Leave out alignment pairs with a side longer than this many tokens (counted, never cut)."},
+    )
+    eval_max_length: int = field(default=512, metadata={"help": "Cut evaluation sentences to this many tokens."})
     max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps."})
     dtype: Literal["auto", "fp32", "bf16"] = field(
         default="auto", metadata={"help": "auto = bf16 autocast on a capable GPU, else fp32."}
@@ -135,17 +196,26 @@ class TrainConfig:
     keep_checkpoints: int = field(default=2, metadata={"help": "Keep the newest N checkpoints."})
     resume: bool = field(default=False, metadata={"help": "Continue from OUT's newest checkpoint."})
     overwrite: bool = field(default=False, metadata={"help": "Delete OUT's earlier training outputs first."})
-    eval: bool = field(default=True, metadata={"help": "Held-out retrieval before and after training."})
+    eval: bool = field(default=True, metadata={"help": "Retrieval on --eval-data before and after training."})
+    cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "State cache for the base model's evaluation states (shared with midalign-analyze)."},
+    )
     eval_batch_size: int = field(default=16, metadata={"help": "Sentences per evaluation forward."})
     out: str = field(default="runs/train", metadata={"help": "Output directory."})
 
     def __post_init__(self) -> None:
         if self.layer != "auto" and not self.layer.lstrip("-").isdigit():
             raise MidalignError(f"--layer must be 'auto' or an integer, got {self.layer!r}")
-        positive = ("lora_r", "epochs", "batch_size", "grad_accum", "max_length", "save_every", "keep_checkpoints")
+        positive = ("lora_r", "epochs", "batch_size", "grad_accum", "task_max_length", "align_max_length",
+                    "eval_max_length", "save_every", "keep_checkpoints", "dev_pairs")  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
                 raise MidalignError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.eval_every < 0 or self.patience < 0:
+            raise MidalignError("--eval-every and --patience must be 0 (off) or positive")
+        if self.pairs_per_language is not None and self.pairs_per_language < 0:
+            raise MidalignError("--pairs-per-language must be 0 (all) or positive")
         if self.embed_chunk < 0:
             raise MidalignError("--embed-chunk must be 0 (off) or positive")
         if self.align_batch_size is not None and self.align_batch_size < 2:
@@ -189,8 +259,11 @@ def _same_analysis(folder: Path, wanted) -> bool:
     return all(saved.get(key) == getattr(wanted, key) for key in keys)
 
 
-def resolve_layer(config: TrainConfig, corpus: ParallelCorpus, out: Path) -> tuple[int, str, str | None]:
-    """(layer, how it was chosen, the analysed model's identity), running the analysis first if needed."""
+def resolve_layer(
+    config: TrainConfig, dataset: str, split: str, langs: list[str], out: Path
+) -> tuple[int, str, str | None]:
+    """(layer, how it was chosen, the analysed model's identity), running the analysis of `langs` (English first) on
+    the multi-way corpus `dataset` first if needed."""
     if config.layer != "auto":
         return int(config.layer), "given (--layer)", None
     if config.analysis:
@@ -204,11 +277,11 @@ def resolve_layer(config: TrainConfig, corpus: ParallelCorpus, out: Path) -> tup
         wanted = AnalyzeConfig(
             model=config.model,
             revision=config.revision,
-            langs=corpus.languages,
-            dataset=config.align_data,
-            split=corpus.split,
-            max_sentences=config.max_sentences,
-            max_length=config.max_length,
+            langs=langs,
+            dataset=dataset,
+            split=split,
+            max_sentences=config.max_sentences if dataset == config.align_data else None,
+            max_length=config.eval_max_length,
             device=config.device,
             dtype=config.dtype,
             out=str(path.parent),
@@ -218,7 +291,7 @@ def resolve_layer(config: TrainConfig, corpus: ParallelCorpus, out: Path) -> tup
         if distributed.broadcast(distributed.process_state(config.device), _same_analysis(path.parent, wanted)):
             logger.info("reusing the analysis in %s", path.parent)
         else:
-            logger.info("--layer auto without --analysis: analysing %d languages first", len(corpus.languages))
+            logger.info("--layer auto without --analysis: analysing %d languages of %s first", len(langs), dataset)
             run(wanted)
     if not path.is_file():
         raise MidalignError(f"--layer auto: {path} not found; is {path.parent} a midalign-analyze output folder?")
@@ -238,11 +311,83 @@ def check_layer(layer: int, n_layers: int) -> None:
         raise LayerOutOfRangeError(f"--layer {layer} out of range: this model has {n_layers} blocks, so 1..{n_layers}")
 
 
+@dataclass
+class AlignmentData:
+    """What a run aligns on and measures with: training pairs, dev pairs, and the evaluation corpus with groups."""
+
+    train: PairCorpus
+    dev: PairCorpus | None
+    dev_source: str
+    heldout_ids: list[str]
+    evaluation: ParallelCorpus | None
+    groups: dict[str, str]  # evaluated language -> aligned | unseen
+
+
+def _eval_languages(config: TrainConfig, aligned: list[str], source: str) -> tuple[list[str], dict[str, str]]:
+    """Evaluation languages of `source` (English first) and their groups; aligned languages it lacks are skipped."""
+    available = available_languages(source)
+    wanted = config.eval_langs or [*aligned, *[lang for lang in DEFAULT_UNSEEN_LANGS if lang not in aligned]]
+    langs, groups = [resolve_language(config.english, available)], {}
+    for alias in wanted:
+        try:
+            lang = resolve_language(alias, available)
+        except MidalignError as error:
+            if config.eval_langs:  # asked for by name: an error; from the defaults: a warning
+                raise
+            logger.warning("not evaluated: %s", error)
+            continue
+        if lang not in langs:
+            langs.append(lang)
+            groups[lang] = "aligned" if alias in aligned or lang in aligned else "unseen"
+    return langs, groups
+
+
+def load_alignment_data(config: TrainConfig) -> AlignmentData:
+    """Training pairs, dev pairs (the pair corpus's dev split, or a multi-way corpus's held-out ids) and the
+    evaluation corpus, per the config."""
+    if is_pair_source(config.align_data):
+        train = load_pairs(config.align_data, config.align_langs, config.align_split or "train", config.english)
+        dev = None
+        if has_split(config.align_data, train.languages[0], DEV_SPLIT):
+            dev = load_pairs(config.align_data, train.languages, DEV_SPLIT, config.english)
+        dev_source, heldout_ids, own_heldout = f"{config.align_data}/{DEV_SPLIT}", [], None
+    else:
+        available = available_languages(config.align_data)
+        langs = resolve_languages([config.english, *config.align_langs], available)
+        corpus = load_parallel(config.align_data, langs, config.align_split, config.max_sentences)
+        train_rows, heldout_rows = train_data.heldout_split(corpus.ids, config.heldout_fraction)
+        train = from_parallel(corpus, langs[0], train_rows)
+        dev = from_parallel(corpus, langs[0], heldout_rows) if len(heldout_rows) >= 2 else None
+        heldout_ids = [corpus.ids[i] for i in heldout_rows]
+        dev_source = f"{len(heldout_ids)} held-out sentences of {config.align_data}/{corpus.split}"
+        own_heldout = corpus.select(heldout_rows) if dev is not None else None
+    if dev is not None:
+        capped = {
+            lang: pairs.select(train_data.first_by_hash(pairs.ids, config.dev_pairs))
+            for lang, pairs in dev.pairs.items()
+        }
+        dev = PairCorpus(dev.source, dev.split, dev.english, capped)
+    eval_source = config.eval_data or ("udhr" if own_heldout is None else "heldout")
+    evaluation, groups = None, {}
+    if config.eval and eval_source != "none":
+        if eval_source == "heldout":
+            if own_heldout is None:
+                raise MidalignError("--eval-data heldout needs a multi-way --align-data")
+            evaluation, groups = own_heldout, {lang: "aligned" for lang in train.languages}
+        else:
+            langs, groups = _eval_languages(config, train.languages, eval_source)
+            evaluation = load_parallel(eval_source, langs, config.eval_split)
+        if len(evaluation.ids) < 2:
+            logger.warning("evaluation skipped: fewer than 2 evaluation sentences")
+            evaluation, groups = None, {}
+    return AlignmentData(train, dev, dev_source, heldout_ids, evaluation, groups)
+
+
 def run(config: TrainConfig) -> dict:
     """Train into `config.out`; return the resolved settings (also written to OUT/config.json)."""
     from accelerate.utils import set_seed
 
-    from midalign import train_data, train_eval
+    from midalign.early_stopping import DevMonitor
     from midalign.models import clamp_max_length, load_model, model_identity, resolve_device, resolve_dtype
     from midalign.trainer import Trainer, attach_lora, resolve_target_modules
 
@@ -252,11 +397,15 @@ def run(config: TrainConfig) -> dict:
     out = prepare_output_dir(config.out)
     _check_output(out, config, delete=main)
     distributed.barrier(state)
-    langs = [config.english, *[lang for lang in config.align_langs if lang != config.english]]
-    corpus = load_parallel(config.align_data, langs, config.align_split, config.max_sentences)
-    english = corpus.languages[0]
+    data = load_alignment_data(config)
+    english = config.english
     task = train_data.load_task_data(config.task_data, config.task_split) if config.task_data else None
-    layer, layer_source, analysed = resolve_layer(config, corpus, out)
+    if data.evaluation is not None and data.evaluation.source != config.align_data:  # analyse where we evaluate
+        layer_langs, layer_data, layer_split = data.evaluation.languages, data.evaluation.source, data.evaluation.split
+        layer_langs = [layer_langs[0], *[lang for lang in layer_langs[1:] if data.groups.get(lang) == "aligned"]]
+    else:
+        layer_langs, layer_data, layer_split = [english, *data.train.languages], config.align_data, config.align_split
+    layer, layer_source, analysed = resolve_layer(config, layer_data, layer_split, layer_langs, out)
     precision = "bf16" if str(resolve_dtype(config.dtype, config.device)) == "torch.bfloat16" else "fp32"
     # On a CPU, bf16 *weights* make a step ~15x slower than fp32 weights under bf16 autocast (gemma-3-270m task
     # micro-step: 68 s vs 4 s); autocast runs the matmuls in bf16 either way, so keep the weights fp32 there.
@@ -264,14 +413,15 @@ def run(config: TrainConfig) -> dict:
     model, tokenizer = load_model(config.model, dtype=weights, device="cpu", revision=config.revision)
     n_layers = num_layers(model)
     check_layer(layer, n_layers)
-    max_length = clamp_max_length(config.max_length, model)
+    task_max_length = clamp_max_length(config.task_max_length, model)
+    align_max_length = clamp_max_length(config.align_max_length, model)
+    eval_max_length = clamp_max_length(config.eval_max_length, model)
     identity = model_identity(model)
     if analysed is not None and analysed != identity:
         logger.warning("the layer was picked by an analysis of %s, but this run trains %s", analysed, identity)
-    train_rows, heldout_rows = train_data.heldout_split(corpus.ids, config.heldout_fraction)
-    pairs = train_data.build_pairs(corpus, english, train_rows, config.pairs_per_language, config.seed)
-    pair_features = train_data.tokenize_pairs(tokenizer, pairs, max_length)
-    task_features = train_data.tokenize_task(tokenizer, task, max_length) if task else None
+    pairs = train_data.build_pairs(data.train, config.pairs_per_language or None, config.seed)
+    pair_features, too_long = train_data.tokenize_pairs(tokenizer, pairs, align_max_length)
+    task_features = train_data.tokenize_task(tokenizer, task, task_max_length) if task else None
     targets = resolve_target_modules(model, config.target_modules)
     set_seed(config.seed)  # LoRA's A matrices are drawn here
     model = attach_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, targets)
@@ -281,16 +431,24 @@ def run(config: TrainConfig) -> dict:
         "layer": layer,
         "layer_source": layer_source,
         "n_layers": n_layers,
-        "max_length": max_length,
+        "task_max_length": task_max_length,
+        "align_max_length": align_max_length,
+        "eval_max_length": eval_max_length,
         "model_identity": identity,
         "precision": precision,
         "device": str(trainer.accelerator.device),
         "english": english,
-        "align_languages": corpus.languages[1:],
-        "align_split": corpus.split,
-        "n_train_sentences": len(train_rows),
-        "heldout_ids": [corpus.ids[i] for i in heldout_rows],
-        "n_align_pairs": len(pairs),
+        "align_languages": data.train.languages,
+        "align_split": data.train.split,
+        "align_pairs_available": data.train.counts(),
+        "align_pairs_too_long": too_long,
+        "dev_source": data.dev_source if data.dev is not None else None,
+        "dev_pairs": data.dev.counts() if data.dev is not None else {},
+        "heldout_ids": data.heldout_ids,
+        "eval_data": data.evaluation.source if data.evaluation is not None else None,
+        "eval_split": data.evaluation.split if data.evaluation is not None else None,
+        "eval_groups": data.groups,
+        "n_align_pairs": len(pair_features),
         "n_task_examples": len(task_features) if task_features else 0,
         "task_languages": sorted({e.language for e in task if e.language}) if task else [],
         "target_modules": targets,
@@ -310,56 +468,95 @@ def run(config: TrainConfig) -> dict:
         layer,
         n_layers,
         layer_source,
-        len(pairs),
+        len(pair_features),
         resolved["n_task_examples"],
         trainer.total_steps,
         " / ".join(resolved["micro_step_pattern"]),
         state.num_processes,
     )
-    heldout = corpus.select(heldout_rows) if config.eval and len(heldout_rows) >= 2 else None
-    if config.eval and heldout is None:
-        logger.warning("evaluation skipped: fewer than 2 held-out sentences (raise --heldout-fraction)")
-    if not main:
-        heldout = None  # evaluated by the main process alone, on its copy of the (identical) weights
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    evaluation = data.evaluation if main else None  # evaluated by the main process alone, on identical weights
 
-    def evaluate(stage: str) -> pd.DataFrame:
-        return train_eval.retrieval_eval(
-            trainer.accelerator.unwrap_model(trainer.model),
-            tokenizer,
-            heldout,
-            english,
-            stage,
-            max_length,
-            config.eval_batch_size,
-            autocast=trainer.accelerator.autocast(),
-        )
+    def evaluate(stage: str) -> dict[str, np.ndarray]:
+        layers = list(range(n_layers + 1))
+        return train_eval.corpus_states(unwrapped, tokenizer, evaluation.sentences, layers, eval_max_length,
+                                        config.eval_batch_size, autocast=trainer.accelerator.autocast())  # fmt: skip
 
-    before = None
-    if heldout is not None:
-        before_path = out / "eval_before.csv"
-        if config.resume and before_path.exists():
-            before = pd.read_csv(before_path, keep_default_na=False)
+    before_hits = None
+    if evaluation is not None:
+        hits_path = out / "eval_hits.parquet"
+        if config.resume and hits_path.exists():
+            before_hits = pd.read_parquet(hits_path)
+            before_hits = before_hits[before_hits.stage == "before"]
         else:
-            before = evaluate("before")
-            train_eval.write_eval(out, "eval_before.csv", before)
+            states = _cached_before(config, evaluation, identity, precision, eval_max_length, evaluate)
+            train_eval.write_eval(out, "eval_before.csv", train_eval.tidy_metrics(states, english, "before"))
+            before_hits = train_eval.hits_table(states, english, evaluation.ids, "before")
+            train_eval.write_eval(out, "eval_hits.parquet", before_hits)
+    monitor = None
+    if data.dev is not None and config.eval_every > 0 and not task:  # dev retrieval says nothing of a task
+        monitor = DevMonitor(
+            score=lambda: train_eval.dev_retrieval(unwrapped, tokenizer, data.dev, layer, align_max_length,
+                                                   config.eval_batch_size, trainer.accelerator.autocast()),
+            save=lambda step: unwrapped.save_pretrained(str(out / "best")),
+            every=config.eval_every,
+            patience=config.patience,
+            last_step=trainer.total_steps,
+            path=out / "dev.csv",
+            state=state,
+        )  # fmt: skip
+        if config.resume:
+            monitor.restore()
     distributed.barrier(state)
-    steps = trainer.train(resume=config.resume)
+    steps = trainer.train(resume=config.resume, on_step=monitor)
     resolved.update(steps_done=steps)
+    if monitor is not None:
+        resolved.update(monitor.result())
+        if main and monitor.best_step is not None:
+            train_data.load_adapter_weights(unwrapped, out / "best")
     if not main:
         return resolved
-    trainer.accelerator.unwrap_model(trainer.model).save_pretrained(str(out / "adapter"))
-    if before is not None:
-        after = evaluate("after")
-        train_eval.write_eval(out, "eval_after.csv", after)
-        summary = train_eval.summarize(before, after, layer, english)
+    unwrapped.save_pretrained(str(out / "adapter"))
+    if before_hits is not None:
+        states = evaluate("after")
+        train_eval.write_eval(out, "eval_after.csv", train_eval.tidy_metrics(states, english, "after"))
+        hits = pd.concat([before_hits, train_eval.hits_table(states, english, evaluation.ids, "after")])
+        train_eval.write_eval(out, "eval_hits.parquet", hits)
+        summary = train_eval.summarize(hits, data.groups)
         train_eval.write_eval(out, "eval_summary.csv", summary)
         train_eval.log_summary(summary, layer)
-        mean = summary[(summary.layer == layer) & (summary.lang == "mean") & (summary.direction == "both")].iloc[0]
-        resolved["heldout_retrieval_at_layer"] = {"before": mean.before, "after": mean.after}
+        means = train_eval.group_means_at(summary, layer)
+        resolved["eval_retrieval_at_layer"] = {
+            row.group: {"before": row.before, "after": row.after, "delta": row.delta,
+                        "delta_95": [row.delta_low, row.delta_high]}
+            for row in means.itertuples()
+        }  # fmt: skip
     resolved.update(wall_seconds=round(time.perf_counter() - started, 1))
     write_config(out, config, **resolved)
     logger.info("done in %.1f s; adapter in %s", resolved["wall_seconds"], out / "adapter")
     return resolved
+
+
+def _cached_before(config, evaluation, identity, precision, max_length, evaluate) -> dict[str, np.ndarray]:
+    """The base model's evaluation states: from `--cache-dir` where it holds them, else computed (and cached).
+
+    Before training the LoRA update is exactly zero, so these are the base model's states; the key names the
+    precision the trainer runs in (fp32 weights, bf16 autocast where chosen), not analyze's weight dtype."""
+    if not config.cache_dir:
+        return evaluate("before")
+    from midalign.cache import StateCache
+    from midalign.extract import cache_keys
+
+    cache = StateCache(config.cache_dir)
+    keys = cache_keys(evaluation, identity, f"train-{precision}", "mean", max_length)
+    cached = {lang: cache.load(key) for lang, key in keys.items()}
+    if all(states is not None for states in cached.values()):
+        logger.info("evaluation before training: %d languages from the state cache", len(cached))
+        return {lang: np.asarray(states) for lang, states in cached.items()}
+    states = evaluate("before")
+    for lang, key in keys.items():
+        cache.save(key, states[lang])
+    return states
 
 
 def _main(argv: Sequence[str] | None) -> None:

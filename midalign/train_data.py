@@ -4,10 +4,11 @@ Task data: JSONL (one object per line) or any `datasets` source with `prompt` an
 optional `language`. Tokens are `tokenizer(prompt)` (special tokens added, e.g. <bos>) + `tokenizer(completion)`
 (none added) + <eos>; the LM loss sees the completion and <eos> only (prompt labels are -100).
 
-Alignment pairs: from any parallel source `load_parallel` reads. Rows are split into train and held-out by
-hashing their sentence ids (independent of the training seed and of the language set, so held-out evaluation
-sentences are never trained on, whatever the run), then each language's training rows are resampled to
-`pairs_per_language` so that every language contributes the same number of pairs.
+Alignment pairs: from a pair corpus or a multi-way one (`midalign.align_data`). A multi-way corpus's rows are split
+into train and held-out by hashing their sentence ids (independent of the training seed and of the language set, so
+held-out sentences are never trained on, whatever the run); a pair corpus has its own train and dev splits, also by
+id. Each language's training pairs are then resampled to `pairs_per_language` so that every language contributes
+the same number of pairs (the paper's uniform resampling).
 
 Batch order (`CycledBatchSampler`): an epoch of a stream is a fixed number of batches; a stream shorter than
 that restarts with a fresh shuffle whenever it runs out, so every epoch covers each of its examples at least once.
@@ -22,6 +23,7 @@ import hashlib
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +32,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from midalign.data import ParallelCorpus
+from midalign.align_data import PairCorpus
 from midalign.errors import MidalignError
-from midalign.extract import tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,20 @@ def heldout_split(ids: Sequence[str], fraction: float) -> tuple[list[int], list[
     return train, heldout
 
 
+def first_by_hash(ids: Sequence[str], count: int) -> list[int]:
+    """Positions of the `count` ids with the smallest salted sha256, in their original order (a fixed subset
+    that does not depend on the order of the rows)."""
+    rank = sorted(range(len(ids)), key=lambda i: hashlib.sha256(f"{HELDOUT_SALT}:{ids[i]}".encode()).hexdigest())
+    return sorted(rank[:count])
+
+
+def load_adapter_weights(model: torch.nn.Module, folder: Path) -> None:
+    """Load a saved peft adapter's weights into the same-shaped adapter of `model`."""
+    from peft import load_peft_weights, set_peft_model_state_dict
+
+    set_peft_model_state_dict(model, load_peft_weights(str(folder), device="cpu"))
+
+
 def _resample(rows: Sequence[int], count: int | None, rng: np.random.Generator) -> list[int]:
     """`count` rows drawn uniformly: whole copies of `rows` plus a sample of the rest without replacement."""
     if count is None:
@@ -180,31 +195,48 @@ def _resample(rows: Sequence[int], count: int | None, rng: np.random.Generator) 
     return picked + [rows[i] for i in sorted(rng.choice(len(rows), size=rest, replace=False))]
 
 
-def build_pairs(
-    corpus: ParallelCorpus, english: str, rows: Sequence[int], pairs_per_language: int | None, seed: int
-) -> list[AlignPair]:
-    """X<->English pairs for every non-English corpus language, the same number per language."""
-    if english not in corpus.sentences:
-        raise MidalignError(f"pivot language {english} is not among the loaded languages {corpus.languages}")
+def build_pairs(corpus: PairCorpus, pairs_per_language: int | None, seed: int) -> list[AlignPair]:
+    """X<->English pairs of every corpus language, each language resampled to `pairs_per_language` (None: all).
+
+    `row` numbers the English sentence (by id, over the whole corpus), so two pairs that share an English sentence
+    share a row and are never each other's negatives in the loss."""
+    english_index: dict[str, int] = {}
     pairs = []
     for index, lang in enumerate(corpus.languages):
-        if lang == english:
-            continue
+        pair_set = corpus.pairs[lang]
         rng = np.random.default_rng([seed, index])
-        for row in _resample(rows, pairs_per_language, rng):
-            pairs.append(AlignPair(corpus.sentences[lang][row], corpus.sentences[english][row], lang, english, row))
+        for position in _resample(range(len(pair_set)), pairs_per_language, rng):
+            row = english_index.setdefault(pair_set.ids[position], len(english_index))
+            pairs.append(AlignPair(pair_set.texts[position], pair_set.english[position], lang, corpus.english, row))
     if not pairs:
         raise MidalignError("no alignment pairs: give at least one language besides the pivot in --align-langs")
     return pairs
 
 
-def tokenize_pairs(tokenizer, pairs: Sequence[AlignPair], max_length: int) -> list[dict]:
-    """Token ids of both sides as raw text (no chat template, special tokens added) plus the sentence row."""
-    src = tokenize(tokenizer, [p.src_text for p in pairs], max_length, "mean", name="alignment (non-English side)")
-    tgt = tokenize(tokenizer, [p.tgt_text for p in pairs], max_length, "mean", name="alignment (English side)")
-    return [
-        {"src_ids": s, "tgt_ids": t, "row": p.row} for s, t, p in zip(src.input_ids, tgt.input_ids, pairs, strict=True)
-    ]
+def tokenize_pairs(tokenizer, pairs: Sequence[AlignPair], max_length: int) -> tuple[list[dict], dict[str, int]]:
+    """Token ids of both sides as raw text (no chat template, special tokens added) plus the English row; and the
+    number of pairs dropped per language because a side is longer than `max_length` tokens.
+
+    A pair is never truncated: cutting two translations at `max_length` tokens cuts them at different points of
+    the meaning, and they are no longer parallel."""
+    src = tokenizer([p.src_text for p in pairs], truncation=False)["input_ids"]
+    tgt = tokenizer([p.tgt_text for p in pairs], truncation=False)["input_ids"]
+    features, dropped = [], Counter()
+    for s, t, pair in zip(src, tgt, pairs, strict=True):
+        if len(s) > max_length or len(t) > max_length:
+            dropped[pair.src_lang] += 1
+            continue
+        features.append({"src_ids": s, "tgt_ids": t, "row": pair.row})
+    if dropped:
+        logger.warning(
+            "%d alignment pair(s) longer than --align-max-length %d tokens left out (%s)",
+            sum(dropped.values()),
+            max_length,
+            ", ".join(f"{lang}: {n}" for lang, n in sorted(dropped.items())),
+        )
+    if not features:
+        raise MidalignError(f"every alignment pair is longer than --align-max-length {max_length}")
+    return features, dict(dropped)
 
 
 def collate_pairs(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:

@@ -1,20 +1,28 @@
-"""Built-in evaluation of a training run: X<->English retrieval on held-out parallel sentences at every layer.
+"""Evaluation of a training run: X<->English retrieval before and after, and dev retrieval for early stopping.
 
-Tables are tidy (`stage,layer,src,tgt,metric,value`; stage = before | after) with one row per direction
-(X->eng and eng->X); the summary compares before and after per language at the trained layer and, averaged over
-languages, at every layer.
+Evaluation corpus: a multi-way parallel corpus (by default UDHR, a domain the gettext alignment corpus never
+covers), every layer 0..L, for the aligned languages and for languages that were never aligned (group `unseen`).
+Hits are kept per sentence (`eval_hits.parquet`: stage, layer, lang, direction, sentence, hit) so that every mean
+gets a bootstrap interval over sentences: sentences are resampled with replacement (the same draw for every
+language, direction and stage, so before/after differences are paired) and each mean recomputed; the interval is
+the 2.5-97.5 % percentile range. A query's candidate pool stays the full set of N sentences in every draw.
+
+A query counts as retrieved when its translation scores at least as high as every candidate (ties, which need
+duplicate sentences, are hits), as in `midalign.metrics`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from midalign.align_data import PairCorpus
 from midalign.data import ParallelCorpus
 from midalign.extract import extract_states, tokenize
 from midalign.metrics import pair_metrics
@@ -24,6 +32,54 @@ logger = logging.getLogger(__name__)
 
 EVAL_COLUMNS = ("stage", "layer", "src", "tgt", "metric", "value")
 EVAL_METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine")
+HIT_COLUMNS = ("stage", "layer", "lang", "direction", "sentence", "hit")
+DIRECTIONS = ("x->eng", "eng->x")
+SUMMARY_COLUMNS = (
+    "layer", "lang", "group", "n_langs", "n_sentences", "before", "before_low", "before_high",
+    "after", "after_low", "after_high", "delta", "delta_low", "delta_high",
+)  # fmt: skip
+N_BOOTSTRAP = 2000
+
+
+def corpus_states(
+    model: torch.nn.Module,
+    tokenizer,
+    sentences: Mapping[str, Sequence[str]],
+    layers: Sequence[int],
+    max_length: int = 512,
+    batch_size: int = 16,
+    pooling: Pooling = "mean",
+    autocast: contextlib.AbstractContextManager | None = None,
+) -> dict[str, np.ndarray]:
+    """Pooled states [N, len(layers), H] of each named sentence list, the model in eval mode (no LoRA dropout)."""
+    was_training = model.training
+    model.eval()
+    states = {}
+    try:
+        with autocast or contextlib.nullcontext():
+            for name, texts in sentences.items():
+                tokenized = tokenize(tokenizer, texts, max_length, pooling, name=f"eval {name}")
+                states[name] = extract_states(model, tokenizer, tokenized, layers, pooling, batch_size, name=name)
+    finally:
+        model.train(was_training)
+    return states
+
+
+def tidy_metrics(states: Mapping[str, np.ndarray], english: str, stage: str) -> pd.DataFrame:
+    """Tidy X->eng and eng->X retrieval, margin retrieval and cosine at every layer of [N, L + 1, H] states."""
+    others = [lang for lang in states if lang != english]
+    order = [english, *others]
+    n_sentences = len(states[english])
+    rows = []
+    for layer in range(states[english].shape[1]):
+        stacked = torch.from_numpy(np.stack([states[lang][:, layer, :] for lang in order]))  # [n_langs, N, H]
+        matrices = pair_metrics(stacked, margin_k=min(4, n_sentences - 1))
+        for metric in EVAL_METRICS:
+            values = matrices[metric].cpu().numpy()  # [n_langs, n_langs], row = source
+            for position, lang in enumerate(others, start=1):
+                rows.append((stage, layer, lang, english, metric, float(values[position, 0])))
+                rows.append((stage, layer, english, lang, metric, float(values[0, position])))
+    return pd.DataFrame(rows, columns=list(EVAL_COLUMNS))
 
 
 def retrieval_eval(
@@ -37,62 +93,135 @@ def retrieval_eval(
     pooling: Pooling = "mean",
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> pd.DataFrame:
-    """Tidy X->eng and eng->X metrics at every layer 0..L of `corpus` (held-out sentences)."""
-    was_training = model.training
-    model.eval()  # no LoRA dropout while measuring
+    """Tidy X->eng and eng->X metrics at every layer 0..L of `corpus`."""
     layers = list(range(num_layers(model) + 1))
-    states = {}
-    with autocast or contextlib.nullcontext():
-        for lang in corpus.languages:
-            tokenized = tokenize(tokenizer, corpus.sentences[lang], max_length, pooling, name=f"eval {lang}")
-            states[lang] = extract_states(model, tokenizer, tokenized, layers, pooling, batch_size, name=lang)
-    model.train(was_training)
-    others = [lang for lang in corpus.languages if lang != english]
-    order = [english, *others]
-    rows = []
-    for layer in layers:
-        stacked = torch.from_numpy(np.stack([states[lang][:, layer, :] for lang in order]))  # [n_langs, N, H]
-        matrices = pair_metrics(stacked, margin_k=min(4, len(corpus.ids) - 1))
-        for metric in EVAL_METRICS:
-            values = matrices[metric].cpu().numpy()  # [n_langs, n_langs], row = source
-            for position, lang in enumerate(others, start=1):
-                rows.append((stage, layer, lang, english, metric, float(values[position, 0])))
-                rows.append((stage, layer, english, lang, metric, float(values[0, position])))
-    return pd.DataFrame(rows, columns=list(EVAL_COLUMNS))
+    states = corpus_states(model, tokenizer, corpus.sentences, layers, max_length, batch_size, pooling, autocast)
+    return tidy_metrics(states, english, stage)
 
 
-def summarize(before: pd.DataFrame, after: pd.DataFrame, layer: int, english: str) -> pd.DataFrame:
-    """Retrieval accuracy before/after: per language and direction at `layer`, and the language mean per layer."""
+def retrieval_hits(x: torch.Tensor, en: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sentence top-1 hits (x->eng, eng->x) of parallel pooled states x, en [N, H] by cosine."""
+    unit_x = torch.nn.functional.normalize(x.float(), dim=-1)  # [N, H]
+    unit_en = torch.nn.functional.normalize(en.float(), dim=-1)  # [N, H]
+    scores = unit_x @ unit_en.T  # [N(x), N(en)]
+    parallel = scores.diagonal()  # [N]
+    x_to_en = parallel >= scores.amax(dim=1)  # each x queries every English sentence
+    en_to_x = parallel >= scores.amax(dim=0)  # each English sentence queries every x
+    return x_to_en.numpy(), en_to_x.numpy()
+
+
+def hits_table(states: Mapping[str, np.ndarray], english: str, ids: Sequence[str], stage: str) -> pd.DataFrame:
+    """Tidy per-sentence hits (HIT_COLUMNS) of every language against English at every layer."""
     frames = []
-    for stage, table in (("before", before), ("after", after)):
-        acc = table[table.metric == "retrieval_acc"].copy()
-        acc["lang"] = np.where(acc.src == english, acc.tgt, acc.src)
-        acc["direction"] = np.where(acc.src == english, "eng->x", "x->eng")
-        frames.append(acc.assign(stage=stage)[["stage", "layer", "lang", "direction", "value"]])
-    long = pd.concat(frames)
-    both = long.groupby(["stage", "layer", "lang"], as_index=False)["value"].mean().assign(direction="both")
-    long = pd.concat([long, both])
-    mean = long.groupby(["stage", "layer", "direction"], as_index=False)["value"].mean().assign(lang="mean")
-    long = pd.concat([long, mean])
-    wide = long.pivot_table(index=["layer", "lang", "direction"], columns="stage", values="value").reset_index()
-    wide["delta"] = (wide["after"] - wide["before"]).round(9)  # no 1e-9 residues of equal float means
-    at_layer = wide[wide.layer == layer]
-    curve = wide[(wide.lang == "mean") & (wide.direction == "both") & (wide.layer != layer)]
-    summary = pd.concat([at_layer, curve]).reset_index(drop=True)
-    summary.columns.name = None
-    return summary[["layer", "lang", "direction", "before", "after", "delta"]]
+    n_layers = states[english].shape[1]
+    for lang, lang_states in states.items():
+        if lang == english:
+            continue
+        for layer in range(n_layers):
+            hits = retrieval_hits(torch.from_numpy(lang_states[:, layer]), torch.from_numpy(states[english][:, layer]))
+            for direction, values in zip(DIRECTIONS, hits, strict=True):
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "stage": stage,
+                            "layer": layer,
+                            "lang": lang,
+                            "direction": direction,
+                            "sentence": list(ids),
+                            "hit": values.astype(np.int8),
+                        }
+                    )
+                )
+    return pd.concat(frames, ignore_index=True)[list(HIT_COLUMNS)]
+
+
+def _interval(per_sentence: np.ndarray, draws: np.ndarray) -> tuple[float, float, float]:
+    """(mean, 2.5 %, 97.5 %) of the mean of per-sentence values [N] over bootstrap draws [B, N] of indices."""
+    means = per_sentence[draws].mean(axis=1)  # [B]
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(per_sentence.mean()), float(low), float(high)
+
+
+def summarize(
+    hits: pd.DataFrame,
+    groups: Mapping[str, str],
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Before/after/delta retrieval accuracy (mean of both directions) with 95 % bootstrap intervals over sentences.
+
+    Rows: every layer x (each language, and the mean of each group of `groups` {lang: group} plus `all`). `hits`
+    holds both stages (HIT_COLUMNS)."""
+    # [stage, layer, lang, sentence] -> hit averaged over the two directions
+    both = hits.groupby(["stage", "layer", "lang", "sentence"], sort=False)["hit"].mean().unstack("sentence")
+    sentences = list(both.columns)
+    draws = np.random.default_rng(seed).integers(0, len(sentences), size=(n_bootstrap, len(sentences)))  # [B, N]
+    langs = list(dict.fromkeys(hits.lang))
+    members = {"all": langs}
+    for lang in langs:
+        members.setdefault(groups.get(lang, "unseen"), []).append(lang)
+    rows = []
+    for layer in sorted(hits.layer.unique()):
+        before = both.loc[("before", layer)]  # [langs, N]
+        after = both.loc[("after", layer)]
+        units = [(lang, groups.get(lang, "unseen"), [lang]) for lang in langs]
+        units += [("mean", group, names) for group, names in members.items()]
+        for name, group, names in units:
+            b = before.loc[names].to_numpy().mean(axis=0)  # [N]: the group's mean hit per sentence
+            a = after.loc[names].to_numpy().mean(axis=0)
+            stats = [*_interval(b, draws), *_interval(a, draws), *_interval(a - b, draws)]
+            rows.append((int(layer), name, group, len(names), len(sentences), *stats))
+    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    return table.round(6)
+
+
+def group_means_at(summary: pd.DataFrame, layer: int) -> pd.DataFrame:
+    """The group-mean rows of a summary at one layer."""
+    return summary[(summary.layer == layer) & (summary.lang == "mean")].reset_index(drop=True)
 
 
 def write_eval(out: Path, name: str, table: pd.DataFrame) -> Path:
-    """Write a tidy evaluation table as CSV."""
+    """Write a tidy evaluation table (CSV, or parquet for `.parquet` names)."""
     path = out / name
-    table.to_csv(path, index=False, float_format="%.6g")
+    if path.suffix == ".parquet":
+        table.to_parquet(path, index=False)
+    else:
+        table.to_csv(path, index=False, float_format="%.6g")
     return path
 
 
 def log_summary(summary: pd.DataFrame, layer: int) -> None:
-    """Log the per-language before/after table at the trained layer."""
-    rows = summary[(summary.layer == layer) & (summary.direction == "both")]
-    logger.info("held-out retrieval accuracy at layer %d (mean of X->eng and eng->X):", layer)
+    """Log the per-language and per-group before/after table at the trained layer."""
+    rows = summary[summary.layer == layer]
+    logger.info("retrieval accuracy at layer %d (mean of X->eng and eng->X; 95%% bootstrap interval):", layer)
     for row in rows.itertuples():
-        logger.info("  %-10s %.3f -> %.3f (%+.3f)", row.lang, row.before, row.after, row.delta)
+        name = f"{row.group} mean" if row.lang == "mean" else f"{row.lang} ({row.group})"
+        logger.info(
+            "  %-22s %.3f -> %.3f  %+.3f [%+.3f, %+.3f]",
+            name, row.before, row.after, row.delta, row.delta_low, row.delta_high,
+        )  # fmt: skip
+
+
+def dev_retrieval(
+    model: torch.nn.Module,
+    tokenizer,
+    dev: PairCorpus,
+    layer: int,
+    max_length: int,
+    batch_size: int = 16,
+    autocast: contextlib.AbstractContextManager | None = None,
+) -> dict[str, float]:
+    """Retrieval accuracy at `layer` (mean of both directions) among each language's dev pairs."""
+    english = {}  # English sentences by id: a multi-way dev set shares them between languages
+    for pairs in dev.pairs.values():
+        english.update(zip(pairs.ids, pairs.english, strict=True))
+    texts = {f"x:{lang}": pairs.texts for lang, pairs in dev.pairs.items()}
+    texts["en"] = list(english.values())
+    states = corpus_states(model, tokenizer, texts, [layer], max_length, batch_size, autocast=autocast)
+    position = {sentence_id: i for i, sentence_id in enumerate(english)}
+    scores = {}
+    for lang, pairs in dev.pairs.items():
+        en = states["en"][[position[i] for i in pairs.ids], 0]  # [N, H]
+        x_to_en, en_to_x = retrieval_hits(torch.from_numpy(states[f"x:{lang}"][:, 0]), torch.from_numpy(en))
+        scores[lang] = float((x_to_en.mean() + en_to_x.mean()) / 2)
+    return scores

@@ -39,7 +39,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -140,7 +140,8 @@ class Trainer:
         n_processes, rank = self.accelerator.num_processes, self.accelerator.process_index
         self.align_loss = losses.AlignmentLoss(config.temperature, config.symmetric)
         self.gather_negatives = bool(getattr(config, "gather_negatives", False)) and n_processes > 1
-        use_align = bool(pairs) and not (task and config.align_weight == 0)  # weight 0: the task-only baseline
+        # Weight 0 with task data is the task-only baseline.
+        self.use_align = use_align = bool(pairs) and not (task and config.align_weight == 0)
         self.kinds = _pattern(config.mode, has_task=bool(task), has_align=use_align)
         sizes = {"task": config.batch_size, "align": config.align_batch_size or config.batch_size}
         data = {"task": task, "align": pairs if use_align else None}
@@ -343,8 +344,12 @@ class Trainer:
         self.accelerator.gradient_state._set_sync_gradients(last)
         self.accelerator.backward(loss * self.config.grad_accum / group)
 
-    def train(self, resume: bool = False) -> int:
-        """Train to `total_steps`, logging every optimizer step to OUT/steps.csv; return the steps done."""
+    def train(self, resume: bool = False, on_step: Callable[[int], bool] | None = None) -> int:
+        """Train to `total_steps`, logging every optimizer step to OUT/steps.csv; return the steps done.
+
+        `on_step(step)` runs on every process after each optimizer step (and once with the steps done so far
+        before the first one); when it returns True (early stopping: the same verdict on every process), training
+        ends after a checkpoint of that step."""
         config = self.config
         main = self.accelerator.is_main_process
         # Dropout masks differ between processes (seed + process index), as between the micro-batches of one.
@@ -369,7 +374,8 @@ class Trainer:
                 handle.flush()
             last: dict[str, str] = {}  # the latest loss of each kind, for the progress bar
             batches = self._micro_batches(micro)
-            while step < self.total_steps:
+            stop = on_step(step) if on_step else False
+            while step < self.total_steps and not stop:
                 group = min(config.grad_accum, self.total_micro - micro)
                 sums: dict[str, list[float]] = {"task": [], "align": []}
                 for index in range(group):
@@ -403,7 +409,8 @@ class Trainer:
                 last.update({kind: value for kind, value in means.items() if value})
                 bar.update(1)
                 bar.set_postfix(last)
-                if step % config.save_every == 0 or step == self.total_steps:
+                stop = on_step(step) if on_step else False
+                if step % config.save_every == 0 or step == self.total_steps or stop:
                     self.save_checkpoint(step, micro)
         logger.info("trained %d steps in %.1f s", step, time.perf_counter() - started)
         return step

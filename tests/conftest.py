@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import FLORES_LIKE, save_tiny_model, write_flores_layout
+from tests.helpers import FLORES_LIKE, PAIRS_LIKE, save_tiny_model, write_flores_layout, write_pair_layout
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,14 @@ def flores_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A FLORES+-layout folder the loader has never seen: other domain, dev and devtest splits."""
     root = tmp_path_factory.mktemp("flores-like")
     write_flores_layout(root, FLORES_LIKE, splits={"dev": range(0, 12), "devtest": range(12, 30)})
+    return root
+
+
+@pytest.fixture(scope="session")
+def pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pair-layout corpus (id, text, en) of software messages in deu, fra, rus: train and dev splits."""
+    root = tmp_path_factory.mktemp("pairs-like")
+    write_pair_layout(root, PAIRS_LIKE, splits={"train": range(0, 32), "dev": range(32, 40)})
     return root
 
 

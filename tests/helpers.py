@@ -110,3 +110,36 @@ def save_tiny_model(folder: Path, architecture: str) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# X<->English pairs of another domain (software messages), with ids naming the English sentence, as in the
+# bundled gettext corpus; one German pair is far longer than the rest (for --align-max-length).
+_UI_PAIRS = {
+    "deu_Latn": "Die Datei {n} konnte nicht gespeichert werden.",
+    "fra_Latn": "Le fichier {n} n'a pas pu être enregistré.",
+    "rus_Cyrl": "Не удалось сохранить файл {n}.",
+}
+PAIRS_LIKE: dict[str, list[tuple[str, str, str]]] = {
+    lang: [(f"p{i:03d}", template.format(n=i), f"The file {i} could not be saved.") for i in range(40)]
+    for lang, template in _UI_PAIRS.items()
+}
+PAIRS_LIKE["deu_Latn"][5] = ("p005", "Die Datei 5 konnte nicht gespeichert werden, " * 12, "The file 5 was lost.")
+
+
+def write_pair_layout(
+    root: Path, pairs: Mapping[str, Sequence[tuple[str, str, str]]], splits: Mapping[str, Sequence[int]]
+) -> Path:
+    """Write a pair corpus: `<split>/<lang>.parquet` with columns id, text, en, source and a README `configs:`."""
+    configs = []
+    for lang, rows in pairs.items():
+        for split, positions in splits.items():
+            (root / split).mkdir(parents=True, exist_ok=True)
+            picked = [rows[i] for i in positions]
+            frame = pd.DataFrame(picked, columns=["id", "text", "en"]).assign(source="fixture")
+            frame.to_parquet(root / split / f"{lang}.parquet", index=False)
+        configs.append(
+            {"config_name": lang, "data_files": [{"split": s, "path": f"{s}/{lang}.parquet"} for s in splits]}
+        )
+    header = yaml.safe_dump({"configs": configs}, sort_keys=False, allow_unicode=True)
+    (root / "README.md").write_text(f"---\n{header}---\n\nA pair-layout test corpus.\n", encoding="utf-8")
+    return root

@@ -131,7 +131,8 @@ def _train_args(model_dir: Path, flores_dir: Path, out: Path, *extra: str) -> li
     # Dropout off: each process draws its own masks (seed + rank), which one process cannot reproduce.
     return [
         "--model", str(model_dir), "--align-data", str(flores_dir), "--align-langs", "deu_Latn", "rus_Cyrl",
-        "--max-length", "48", "--lora-dropout", "0", "--pairs-per-language", "16", "--epochs", "1", "--out", str(out),
+        "--align-max-length", "48", "--task-max-length", "48", "--lora-dropout", "0", "--pairs-per-language", "16",
+        "--epochs", "1", "--out", str(out),
         *extra,
     ]  # fmt: skip
 

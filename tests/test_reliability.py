@@ -336,7 +336,9 @@ def test_bad_analyze_input_fails_clearly(fault: str, tiny_model_dir: Path, flore
 def train_args(model: Path, corpus: Path, out: Path, *extra: str) -> list[str]:
     return [
         "--model", str(model), "--align-data", str(corpus), "--align-langs", "deu_Latn", "rus_Cyrl",
-        "--batch-size", "4", "--max-length", "48", "--device", "cpu", "--out", str(out), *extra,
+        "--batch-size", "4", "--align-max-length", "48", "--task-max-length", "48", "--pairs-per-language", "0",
+        "--device", "cpu",
+        "--out", str(out), *extra,
     ]  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from midalign import losses
+from midalign.align_data import from_parallel
 from midalign.data import load_parallel
 from midalign.errors import MidalignError
 from midalign.representations import forward_layers, pool
@@ -156,12 +157,18 @@ def test_heldout_split_and_pairs(flores_dir) -> None:
     # The held-out ids do not depend on the order of the corpus (hash of the id, not its position).
     reversed_ids = corpus.ids[::-1]
     assert {reversed_ids[i] for i in heldout_split(reversed_ids, 0.25)[1]} == {corpus.ids[i] for i in heldout}
+    train_pairs = from_parallel(corpus, "eng_Latn", train)
+    heldout_text = {corpus.sentences["eng_Latn"][i] for i in heldout}
     for per_language in (None, 5, 30):
-        pairs = build_pairs(corpus, "eng_Latn", train, per_language, seed=0)
+        pairs = build_pairs(train_pairs, per_language, seed=0)
         counts = {lang: sum(p.src_lang == lang for p in pairs) for lang in ("deu_Latn", "rus_Cyrl")}
         assert set(counts.values()) == {per_language or len(train)}
-        assert not {p.row for p in pairs} & set(heldout), "held-out sentences must never be trained on"
-        assert all(p.tgt_text == corpus.sentences["eng_Latn"][p.row] for p in pairs)
+        assert not {p.tgt_text for p in pairs} & heldout_text, "held-out sentences must never be trained on"
+        position = {text: i for i, text in enumerate(corpus.sentences["eng_Latn"])}
+        assert all(corpus.sentences[p.src_lang][position[p.tgt_text]] == p.src_text for p in pairs)
+        # One row number per English sentence, shared by its translations (no false negatives in the loss).
+        rows = {}
+        assert all(rows.setdefault(p.tgt_text, p.row) == p.row for p in pairs) and len(set(rows.values())) == len(rows)
 
 
 def test_task_data_errors_name_file_line_and_field(tmp_path) -> None:
@@ -183,7 +190,9 @@ def test_task_data_errors_name_file_line_and_field(tmp_path) -> None:
 def _args(model_dir: Path, flores_dir: Path, out: Path, *extra: str) -> list[str]:
     return [
         "--model", str(model_dir), "--align-data", str(flores_dir), "--align-langs", "deu_Latn", "rus_Cyrl",
-        "--batch-size", "4", "--max-length", "48", "--device", "cpu", "--out", str(out), *extra,
+        "--batch-size", "4", "--align-max-length", "48", "--task-max-length", "48", "--pairs-per-language", "0",
+        "--device", "cpu",
+        "--out", str(out), *extra,
     ]  # fmt: skip
 
 
@@ -207,7 +216,7 @@ def test_cli_end_to_end(mode, tiny_gemma_dir, flores_dir, task_file, tmp_path) -
     assert load_file(out / "adapter" / "adapter_model.safetensors")
     resolved = json.loads((out / "config.json").read_text())["resolved"]
     assert resolved["layer"] == 2 and resolved["layer_source"] == "given (--layer)"
-    assert resolved["steps_done"] == resolved["total_steps"] and resolved["heldout_retrieval_at_layer"]
+    assert resolved["steps_done"] == resolved["total_steps"] and resolved["eval_retrieval_at_layer"]["aligned"]
     rows = _steps(out)
     assert len(rows) == resolved["total_steps"] and [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
     has = [(bool(r["task_loss"]), bool(r["align_loss"])) for r in rows]
