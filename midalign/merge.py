@@ -40,6 +40,7 @@ _LORA_KEY = re.compile(r"^(?P<module>.+)\.(?P<kind>lora(?:_embedding)?)_(?P<fact
 _PREFIX = "base_model.model."  # peft's saved keys: the PeftModel's own path to the base model's modules
 _RESIDUAL_INITS = ("pissa", "olora", "corda", "loftq", "lora_ga")  # inits that move part of W into the base weights
 SWEEP_COLUMNS = ["w_task", "w_align", "metric", "language", "value"]
+DEV_PAIRS = 200  # dev pairs per language scored in the sweep, as midalign-train's --dev-pairs default
 
 
 class MergeError(MidalignError):
@@ -239,8 +240,10 @@ class DevScorer:
         self.config, self.layer = config, config.layer or _resolved(align).get("layer")
         if self.layer is None:
             raise MergeError("--layer is needed: the alignment adapter's folder has no midalign config naming it")
-        self.max_length = clamp_max_length(config.max_length or (align.run or {}).get("max_length") or 512, base)
-        self.corpus, self.english = _heldout_corpus(config, align)
+        run = align.run or {}  # runs before the split length limits recorded one `max_length`
+        limit = config.max_length or run.get("align_max_length") or run.get("max_length") or 512
+        self.max_length = clamp_max_length(limit, base)
+        self.corpus, self.dev, self.english = _dev_data(config, align)
         self.examples = self.metric = None
         if config.task:
             from midalign.tasks import TaskOptions, recipe
@@ -254,19 +257,25 @@ class DevScorer:
         """(metric, language, value) rows; language `mean` is the mean over languages."""
         from peft import set_peft_model_state_dict
 
-        from midalign.train_eval import retrieval_eval
+        from midalign.train_eval import dev_retrieval, retrieval_eval
 
         loaded = set_peft_model_state_dict(self.model, state)
         if loaded.unexpected_keys:
             raise MergeError(f"merged tensors the model has no place for: {loaded.unexpected_keys[:3]}")
-        table = retrieval_eval(self.model, self.tokenizer, self.corpus, self.english, "dev", self.max_length,
-                               self.config.batch_size)  # fmt: skip
-        acc = table[(table.layer == self.layer) & (table.metric == "retrieval_acc")]
-        by_lang = acc.assign(lang=acc.src.where(acc.src != self.english, acc.tgt)).groupby("lang", sort=False).value
         name = f"retrieval_acc_layer{self.layer}"
-        rows = [(name, lang, float(v)) for lang, v in by_lang.mean().items()] + [
-            (name, "mean", float(acc.value.mean()))
-        ]
+        if self.dev is not None:  # a pair corpus: its dev split
+            scores = dev_retrieval(self.model, self.tokenizer, self.dev, self.layer, self.max_length,
+                                   self.config.batch_size)  # fmt: skip
+            rows = [(name, lang, v) for lang, v in scores.items()] + [
+                (name, "mean", sum(scores.values()) / len(scores))
+            ]
+        else:
+            table = retrieval_eval(self.model, self.tokenizer, self.corpus, self.english, "dev", self.max_length,
+                                   self.config.batch_size)  # fmt: skip
+            acc = table[(table.layer == self.layer) & (table.metric == "retrieval_acc")]
+            by_lang = acc.assign(lang=acc.src.where(acc.src != self.english, acc.tgt)).groupby("lang", sort=False)
+            rows = [(name, lang, float(v)) for lang, v in by_lang.value.mean().items()]
+            rows += [(name, "mean", float(acc.value.mean()))]
         if self.examples:
             rows += self._task_rows()
         return rows
@@ -298,10 +307,12 @@ def _languages(adapter: Adapter, kind: str) -> list[str]:
     return [] if pattern is not None and kind not in "+".join(pattern) else resolved.get(f"{kind}_languages", [])
 
 
-def _heldout_corpus(config: MergeConfig, align: Adapter):
-    """Parallel sentences the alignment adapter never trained on: its run's held-out ids, else a hashed split."""
+def _dev_data(config: MergeConfig, align: Adapter):
+    """(multi-way corpus, pair corpus, English) the weights are scored on, one of the first two None: a pair
+    corpus's dev split, or the parallel sentences a multi-way run held out (else a hashed split)."""
+    from midalign.align_data import DEV_SPLIT, is_pair_source, load_pairs
     from midalign.data import load_parallel
-    from midalign.train_data import heldout_split
+    from midalign.train_data import first_by_hash, heldout_split
 
     run, resolved = align.run or {}, _resolved(align)
     source = config.align_data or run.get("align_data") or "udhr"
@@ -309,6 +320,10 @@ def _heldout_corpus(config: MergeConfig, align: Adapter):
     english = config.english or resolved.get("english") or "eng_Latn"
     if not langs:
         raise MergeError("--align-langs is needed: the alignment adapter's folder has no midalign config naming them")
+    if is_pair_source(source):
+        dev = load_pairs(source, langs, DEV_SPLIT, english)
+        dev.pairs = {lang: pairs.select(first_by_hash(pairs.ids, DEV_PAIRS)) for lang, pairs in dev.pairs.items()}
+        return None, dev, english
     split = resolved.get("align_split") if source == run.get("align_data") else None
     corpus = load_parallel(source, [english, *[lang for lang in langs if lang != english]], split)
     ids = set(resolved.get("heldout_ids") or []) if source == run.get("align_data") else set()
@@ -316,7 +331,7 @@ def _heldout_corpus(config: MergeConfig, align: Adapter):
     if not rows:
         logger.warning("no held-out ids recorded for %s: scoring a hashed 20%% of its sentences", source)
         rows = heldout_split(corpus.ids, 0.2)[1]
-    return corpus.select(rows), corpus.languages[0]
+    return corpus.select(rows), None, corpus.languages[0]
 
 
 def choose(sweep: pd.DataFrame, primary: str, secondary: str | None) -> tuple[float, float]:
@@ -415,8 +430,13 @@ def run(config: MergeConfig) -> dict:
         primary = scorer.metric if config.select == "task" or (config.select == "auto" and config.task) else retrieval
         secondary = retrieval if primary != retrieval else scorer.metric
         chosen = choose(pd.DataFrame(rows, columns=SWEEP_COLUMNS), primary, secondary)
-        resolved.update(layer=scorer.layer, criterion=primary, tie_break=secondary, heldout_ids=scorer.corpus.ids,
-                        retrieval_languages=scorer.corpus.languages[1:])  # fmt: skip
+        if scorer.dev is not None:
+            dev = {"dev_source": f"{scorer.dev.source}/{scorer.dev.split}", "dev_pairs": scorer.dev.counts()}
+            languages = scorer.dev.languages
+        else:
+            dev, languages = {"heldout_ids": scorer.corpus.ids}, scorer.corpus.languages[1:]
+        resolved.update(layer=scorer.layer, criterion=primary, tie_break=secondary, retrieval_languages=languages,
+                        **dev)  # fmt: skip
         del scorer  # its model holds a copy of the base weights
         logger.info("chosen by %s: w_task %g, w_align %g", primary, *chosen)
     lora, state = merge(task, align, *chosen)

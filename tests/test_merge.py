@@ -205,3 +205,15 @@ def test_sweep_cli_scores_retrieval_and_the_task_and_saves_the_chosen_weights(ad
     assert resolved["criterion"] == "retrieval_acc_layer2" and resolved["layer"] == 2
     reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), out / "adapter").eval()
     assert max_difference(reloaded, reference_model(base, task, align, 1.0, resolved["w_align"])) < OUTPUT_TOLERANCE
+
+
+def test_sweep_on_a_pair_corpus_scores_its_dev_split(adapters, pairs_dir, tmp_path) -> None:
+    base, task, align = adapters
+    out = tmp_path / "sweep-pairs"
+    argv = ["--task-adapter", str(task), "--align-adapter", str(align), "--sweep", "0,1", "1", "--model", str(base),
+            "--layer", "2", "--align-data", str(pairs_dir), "--align-langs", "deu_Latn", "rus_Cyrl",
+            "--select", "retrieval", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    sweep = pd.read_csv(out / "sweep.csv")
+    assert set(sweep.metric) == {"retrieval_acc_layer2"} and set(sweep.language) == {"deu_Latn", "rus_Cyrl", "mean"}
+    assert sweep.value.between(0, 1).all()
