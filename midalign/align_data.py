@@ -94,7 +94,11 @@ def _first_config_columns(path: str) -> list[str] | None:
 def is_pair_source(source: str) -> bool:
     """Whether `source` holds X<->English pairs (an `en` column) rather than multi-way parallel sentences."""
     path = data.resolve_source(source)
-    columns = _first_config_columns(path)
+    datasets.disable_progress_bars()
+    try:
+        columns = _first_config_columns(path)
+    finally:
+        datasets.enable_progress_bars()
     if columns is None:  # parquet without declared features: read one language's first row
         with data.local_dataset_cache(path) as cache_dir:
             first = data.available_languages(source)[0]

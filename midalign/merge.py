@@ -40,7 +40,7 @@ _LORA_KEY = re.compile(r"^(?P<module>.+)\.(?P<kind>lora(?:_embedding)?)_(?P<fact
 _PREFIX = "base_model.model."  # peft's saved keys: the PeftModel's own path to the base model's modules
 _RESIDUAL_INITS = ("pissa", "olora", "corda", "loftq", "lora_ga")  # inits that move part of W into the base weights
 SWEEP_COLUMNS = ["w_task", "w_align", "metric", "language", "value"]
-DEV_PAIRS = 200  # dev pairs per language scored in the sweep, as midalign-train's --dev-pairs default
+DEV_PAIRS = 100  # dev pairs per language scored in the sweep, as midalign-train's --dev-pairs default
 
 
 class MergeError(MidalignError):
