@@ -190,3 +190,16 @@ def test_patience_stops_training_early(tiny_gemma_dir, pairs_dir, flores_dir, tm
     # A learning rate of 1e-9 changes nothing that retrieval can see: step 1 ties step 0, so the run stops there.
     assert resolved["stopped_early"] and resolved["steps_done"] == 1 < resolved["total_steps"]
     assert resolved["best_step"] == 0 and not (out / "eval_summary.csv").exists()
+
+
+def test_layer_auto_on_a_pair_corpus_analyses_the_evaluation_corpus(tiny_model_dir, pairs_dir, flores_dir, tmp_path):
+    out = tmp_path / "auto"
+    argv = ["--model", str(tiny_model_dir), "--align-data", str(pairs_dir), "--align-langs", "deu_Latn", "rus_Cyrl",
+            "--eval-data", str(flores_dir), "--eval-langs", "deu_Latn", "fra_Latn", "--max-steps", "1",
+            "--batch-size", "4", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    selection = json.loads((out / "analysis" / "selection.json").read_text())
+    # The pair corpus has no English side of its own to analyse: the layer comes from the aligned languages of the
+    # evaluation corpus (rus_Cyrl was not asked to be evaluated, fra_Latn is unseen).
+    assert selection["languages"] == ["eng_Latn", "deu_Latn"]
+    assert json.loads((out / "config.json").read_text())["resolved"]["layer"] == selection["layer"]
