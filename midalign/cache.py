@@ -51,7 +51,7 @@ def _atomic_write(path: Path, write: callable) -> str:  # type: ignore[valid-typ
             os.fsync(file.fileno())
         # Hashed before the rename: once renamed, another run sharing the cache may replace `path` at any moment,
         # and a manifest must vouch for our bytes only.
-        digest = _sha256(Path(temp))
+        digest = sha256_file(Path(temp))
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -64,7 +64,8 @@ def save_array_atomic(path: Path, array: np.ndarray) -> str:
     return _atomic_write(path, lambda file: np.save(file, np.ascontiguousarray(array, dtype=np.float32)))
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as file:
         for chunk in iter(lambda: file.read(1 << 20), b""):
@@ -121,7 +122,8 @@ class StateCache:
         except (OSError, ValueError) as error:  # missing or truncated file
             logger.warning("cache %s: unreadable array (%s); recomputing", key.language, error)
             return None
-        if list(states.shape) != manifest.get("shape") or (verify and _sha256(array_path) != manifest.get("sha256")):
+        damaged = verify and sha256_file(array_path) != manifest.get("sha256")
+        if list(states.shape) != manifest.get("shape") or damaged:
             logger.warning("cache %s: array does not match its manifest (damaged); recomputing", key.language)
             return None
         return states

