@@ -11,7 +11,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +25,7 @@ from midalign.data import ParallelCorpus, available_languages, load_parallel
 from midalign.errors import MidalignError
 from midalign.languages import resolve_language, resolve_languages
 from midalign.representations import LayerOutOfRangeError, num_layers
+from midalign.trainer import ALIGN_ONLY_LR, TASK_LR, default_lr
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,13 @@ class TrainConfig:
         default=None,
         metadata={"help": "Module names to adapt; default: every projection in the blocks (q,k,v,o,gate,up,down)."},
     )
-    lr: float = field(default=5e-4, metadata={"help": "Peak learning rate (AdamW, weight decay 0)."})
+    lr: float | None = field(
+        default=None,
+        metadata={
+            "help": f"Peak learning rate (AdamW, weight decay 0); default {TASK_LR:g} with task data (the paper), "
+            f"{ALIGN_ONLY_LR:g} for alignment only (5e-4 lowered dev retrieval there: analysis/align_gettext)."
+        },
+    )
     warmup_ratio: float = field(default=0.03, metadata={"help": "Warm-up share of the inverse-sqrt schedule."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
     epochs: int = field(default=5, metadata={"help": "Epochs (each sees every task example and alignment pair)."})
@@ -222,7 +229,7 @@ class TrainConfig:
             raise MidalignError("--embed-chunk must be 0 (off) or positive")
         if self.align_batch_size is not None and self.align_batch_size < 2:
             raise MidalignError("--align-batch-size must be at least 2: in-batch negatives need a second pair")
-        if self.temperature <= 0 or self.lr <= 0:
+        if self.temperature <= 0 or (self.lr is not None and self.lr <= 0):
             raise MidalignError("--temperature and --lr must be positive")
         if self.max_steps is not None and self.max_steps < 1:
             raise MidalignError("--max-steps must be at least 1")
@@ -394,6 +401,8 @@ def run(config: TrainConfig) -> dict:
     from midalign.trainer import Trainer, attach_lora, resolve_target_modules
 
     started = time.perf_counter()
+    if config.lr is None:
+        config = replace(config, lr=default_lr(has_task=bool(config.task_data)))
     state = distributed.process_state(config.device)  # one process, or this one of a multi-process launch
     main = state.is_main_process
     out = prepare_output_dir(config.out)
