@@ -105,7 +105,12 @@ def tiny_model(architecture: str, vocab_size: int) -> torch.nn.Module:
 
 def save_tiny_model(folder: Path, architecture: str) -> Path:
     """Save a tiny model and its tokenizer (trained on the test corpus) as a local HF folder."""
-    tokenizer = tiny_tokenizer([text for texts in FLORES_LIKE.values() for text in texts])
+    return save_tiny_model_on(folder, [text for texts in FLORES_LIKE.values() for text in texts], architecture)
+
+
+def save_tiny_model_on(folder: Path, texts: Sequence[str], architecture: str = "gemma3") -> Path:
+    """Save a tiny model whose tokenizer is trained on `texts` as a local HF folder."""
+    tokenizer = tiny_tokenizer(texts)
     model = tiny_model(architecture, len(tokenizer))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
