@@ -1,8 +1,8 @@
 """Summarise the alignment-only runs of this study: retrieval before -> after on UDHR per alignment layer k.
 
 Reads every `runs/k<K>-s<SEED>/` (config.json, eval_hits.parquet, dev.csv) and writes, next to this script:
-- `per_run.csv`: every run's group means at its own layer k, at the analysis-picked layer and at the best layer,
-  with the run's own 95 % bootstrap interval over sentences;
+- `per_run.csv`: every run's group means at its own layer k, at the analysis-picked layer, and at the peak (the
+  best layer before vs the best layer after training), with the run's own 95 % bootstrap interval over sentences;
 - `layers.csv`: per k and group, the mean over seeds with a 95 % interval that resamples sentences (the same draw
   for every seed, language and direction, so the difference is paired) and, separately, the seed spread;
 - `per_language.csv`: per language, mean over seeds, for every k at its own layer;
@@ -84,10 +84,19 @@ def interval(values: np.ndarray, draws: np.ndarray) -> tuple[float, float, float
     return float(values.mean()), float(low), float(high)
 
 
-def best_layer(run: dict, group: str) -> int:
-    """The layer where the group's mean retrieval after training is highest."""
+def peak_layers(run: dict, group: str) -> tuple[int, int]:
+    """The layers where the group's mean retrieval is highest before and after training."""
     n_layers = run["hits"].index.get_level_values("layer").max() + 1
-    return int(np.argmax([group_vectors(run, layer, group)[1].mean() for layer in range(n_layers)]))
+    means = np.array([[v.mean() for v in group_vectors(run, layer, group)] for layer in range(n_layers)])  # [L+1, 2]
+    return int(np.argmax(means[:, 0])), int(np.argmax(means[:, 1]))
+
+
+def vectors_at(run: dict, where: str, layer: int, group: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sentence (before, after) group means at `layer`, or at each stage's own peak layer for "peak"."""
+    if where != "peak":
+        return group_vectors(run, layer, group)
+    before_peak, after_peak = peak_layers(run, group)
+    return group_vectors(run, before_peak, group)[0], group_vectors(run, after_peak, group)[1]
 
 
 def summarize(runs: list[dict], picked: int) -> dict[str, pd.DataFrame]:
@@ -96,9 +105,11 @@ def summarize(runs: list[dict], picked: int) -> dict[str, pd.DataFrame]:
     per_run, curves, per_language = [], [], []
     for run in runs:
         for group in GROUPS:
-            places = {"own k": run["k"], f"layer {picked}": picked, "best layer": best_layer(run, group)}
+            places = {"own k": run["k"], f"layer {picked}": picked, "peak": peak_layers(run, group)[1]}
+            if run["k"] == picked:
+                del places[f"layer {picked}"]
             for where, layer in places.items():
-                before, after = group_vectors(run, layer, group)
+                before, after = vectors_at(run, where, layer, group)
                 per_run.append((run["k_label"], run["k"], run["seed"], group, where, layer,
                                 *interval(before, draws)[:1], *interval(after, draws)[:1],
                                 *interval(after - before, draws), run["best_step"], run["steps_done"],
@@ -117,7 +128,7 @@ def summarize(runs: list[dict], picked: int) -> dict[str, pd.DataFrame]:
     layers = []
     for (k_label, group, where), rows in per_run.groupby(["k_label", "group", "measured_at"], sort=False):
         matching = [run for run in runs if run["k_label"] == k_label]
-        pairs = [group_vectors(run, layer, group) for run, layer in zip(matching, rows.layer, strict=True)]
+        pairs = [vectors_at(run, where, layer, group) for run, layer in zip(matching, rows.layer, strict=True)]
         befores, afters = np.stack([b for b, _ in pairs]), np.stack([a for _, a in pairs])  # [seeds, N]
         mean, low, high = interval(afters - befores, draws)
         layers.append((k_label, int(rows.k.iloc[0]), group, where, len(rows), float(befores.mean()),
@@ -165,6 +176,7 @@ def figures(tables: dict[str, pd.DataFrame], picked_label: str, out: Path, model
             axis.plot(rows.layer, rows.value, style, marker="o", markersize=3, label=stage)
         k = int(tables["per_run"].query("k_label == @picked_label").k.iloc[0])
         axis.axvline(k, color="grey", linewidth=0.8)
+        axis.set_xticks(range(0, int(chosen.layer.max()) + 1, 2))
         axis.set(title=f"{group} languages (aligned at k = {k})", xlabel="layer")
         axis.legend()
     axes[0].set_ylabel("UDHR X↔English retrieval (top-1)")
@@ -176,7 +188,7 @@ def figures(tables: dict[str, pd.DataFrame], picked_label: str, out: Path, model
     layers = tables["layers"]
     per_run = tables["per_run"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-    for axis, where_label in zip(axes, ("own k", "best layer"), strict=True):
+    for axis, where_label in zip(axes, ("own k", "peak"), strict=True):
         for offset, group in zip((-0.15, 0.15), GROUPS, strict=True):
             rows = layers[(layers.measured_at == where_label) & (layers.group == group)].sort_values("k")
             axis.errorbar(rows.k + offset, rows.delta, yerr=[rows.delta - rows.delta_low, rows.delta_high - rows.delta],
@@ -184,7 +196,8 @@ def figures(tables: dict[str, pd.DataFrame], picked_label: str, out: Path, model
             seeds = per_run[(per_run.measured_at == where_label) & (per_run.group == group)]
             axis.scatter(seeds.k + offset, seeds.delta, s=8, color="black", alpha=0.5, zorder=3)
         axis.axhline(0, color="grey", linewidth=0.8)
-        axis.set(title=f"Δ retrieval measured at {where_label}", xlabel="alignment layer k")
+        title = "Δ retrieval at the aligned layer k" if where_label == "own k" else "Δ peak retrieval (best layer)"
+        axis.set(title=title, xlabel="alignment layer k")
         axis.legend()
     axes[0].set_ylabel("Δ retrieval (after − before), 95 % CI; dots: seeds")
     fig.suptitle(f"{model}: where to align")
@@ -197,6 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=HERE / "runs")
     parser.add_argument("--figures", type=Path, default=HERE.parent.parent / "figures")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the tables and summary.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     runs = load_runs(args.runs)
@@ -204,12 +218,12 @@ def main() -> None:
         raise SystemExit(f"no finished runs under {args.runs}")
     picked = json.loads((HERE.parent / "gemma-3-270m_udhr" / "selection.json").read_text())["layer"]
     tables = summarize(runs, picked)
+    args.out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        table.to_csv(HERE / f"{name}.csv", index=False, float_format="%.4f")
-    (HERE / "summary.md").write_text(markdown(tables["layers"], tables["per_language"], "auto"))
+        table.to_csv(args.out / f"{name}.csv", index=False, float_format="%.4f")
+    (args.out / "summary.md").write_text(markdown(tables["layers"], tables["per_language"], "auto"))
     figures(tables, "auto", args.figures, "gemma-3-270m")
-    logger.info("%d runs summarised", len(runs))
-    logger.info("%s", (HERE / "summary.md").read_text())
+    logger.info("%d runs summarised into %s", len(runs), args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,55 @@
+"""The committed alignment study (analysis/align_gettext) and the corpus figures the README quotes are what the
+committed runs and corpus files give: the summary is regenerated from the runs and compared, and every study row
+the README quotes is a row of the regenerated summary."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "analysis" / "align_gettext"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("align_gettext")
+    command = [sys.executable, str(STUDY / "summarize.py"), "--out", str(out), "--figures", str(out)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("name", ["layers", "per_run", "per_language", "curves"])
+def test_committed_tables_are_what_the_runs_give(regenerated, name) -> None:
+    committed, again = pd.read_csv(STUDY / f"{name}.csv"), pd.read_csv(regenerated / f"{name}.csv")
+    pd.testing.assert_frame_equal(committed, again, check_exact=False, atol=1e-4)
+    assert (regenerated / "align_gettext_curves.png").is_file() and (regenerated / "align_gettext_layers.png").is_file()
+
+
+def test_readme_quotes_rows_of_the_regenerated_summary(regenerated) -> None:
+    summary = (regenerated / "summary.md").read_text(encoding="utf-8").splitlines()
+    quoted = re.search(r"<!-- align_gettext -->\n(.*?)<!-- /align_gettext -->", README, re.S)
+    assert quoted, "the README's study table is marked with <!-- align_gettext --> ... <!-- /align_gettext -->"
+    rows = [line for line in quoted.group(1).splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) >= 4
+    for row in rows[1:]:  # the header is shared
+        assert row in summary, row
+
+
+def test_readme_corpus_counts_match_the_shipped_corpus() -> None:
+    counts = pd.read_csv(ROOT / "midalign" / "corpora" / "gettext" / "counts.csv")
+    per_language = counts.groupby("lang").pairs.sum()
+    facts = {
+        f"{round(counts.pairs.sum() / 1000)}k X↔English pairs": True,
+        f"in {len(per_language)} languages": True,
+        f"({(per_language >= 1000).sum()} with ≥ 1,000": True,
+        f"{(per_language >= 200).sum()} with ≥ 200)": True,
+        f"of {counts.source.nunique()} pinned": True,
+    }
+    for fact in facts:
+        assert fact in README.replace("\n  ", " "), fact
