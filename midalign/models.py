@@ -155,12 +155,12 @@ def context_length(model: nn.Module) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-def clamp_max_length(max_length: int, model: nn.Module) -> int:
-    """`max_length`, or the model's context where that is shorter (with a warning): past it, absolute position
-    embeddings fail outright and rotary ones extrapolate silently."""
+def clamp_max_length(max_length: int, model: nn.Module, option: str = "--max-length") -> int:
+    """`max_length`, or the model's context where that is shorter (with a warning naming `option`): past it,
+    absolute position embeddings fail outright and rotary ones extrapolate silently."""
     limit = context_length(model)
     if limit is not None and max_length > limit:
-        logger.warning("--max-length %d exceeds the model's context of %d tokens; using %d", max_length, limit, limit)
+        logger.warning("%s %d exceeds the model's context of %d tokens; using %d", option, max_length, limit, limit)
         return limit
     return max_length
 

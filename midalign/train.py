@@ -424,9 +424,9 @@ def run(config: TrainConfig) -> dict:
     model, tokenizer = load_model(config.model, dtype=weights, device="cpu", revision=config.revision)
     n_layers = num_layers(model)
     check_layer(layer, n_layers)
-    task_max_length = clamp_max_length(config.task_max_length, model)
-    align_max_length = clamp_max_length(config.align_max_length, model)
-    eval_max_length = clamp_max_length(config.eval_max_length, model)
+    task_max_length = clamp_max_length(config.task_max_length, model, "--task-max-length")
+    align_max_length = clamp_max_length(config.align_max_length, model, "--align-max-length")
+    eval_max_length = clamp_max_length(config.eval_max_length, model, "--eval-max-length")
     identity = model_identity(model)
     if analysed is not None and analysed != identity:
         logger.warning("the layer was picked by an analysis of %s, but this run trains %s", analysed, identity)

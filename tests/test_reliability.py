@@ -21,7 +21,7 @@ pass vacuously if a run finishes first. "was:" marks a gap these tests exposed, 
 | an empty or whitespace-only (U+3000) sentence | exit 2: "fra_Latn has 1 empty sentence(s) in '…'/devtest, ids ['4']" | nothing | `test_bad_corpus_fails_clearly[empty]`, `[whitespace]` |
 | a truncated corpus parquet | was: traceback or "has no split"; now exit 2: "cannot read fra_Latn/devtest of '…' (…/fra_Latn.parquet): Parquet magic bytes not found…" (fix f36a68d) | nothing | `test_bad_corpus_fails_clearly[truncated-file]` |
 | unknown language code | exit 2: "unknown language 'deu_Latm' (…); closest valid codes: deu_Latn" | nothing | `test_bad_train_input_fails_clearly[unknown-language]`; `test_analyze_cli.py::test_bad_input_fails_clearly` |
-| sentences longer than the context; `--max-length` above `max_position_embeddings` | was: GPT-2 IndexError traceback, rotary models silently extrapolated; now clamped to the context with a warning, then truncated with a warning; cache key and config.json record the clamped length (fix e356596) | the cut tokens (warned) | `test_sentences_longer_than_the_context_are_clamped_and_truncated` |
+| sentences longer than the context; `--max-length` (or train's `--task-/--align-/--eval-max-length`) above `max_position_embeddings` | was: GPT-2 IndexError traceback, rotary models silently extrapolated; now clamped to the context with a warning naming the option, then analysis sentences and task examples truncated with a warning, alignment pairs left out and counted (all left out: exit 2, one line); cache key and config.json record the clamped length (fix e356596) | the cut tokens (warned) | `test_sentences_longer_than_the_context_are_clamped_and_truncated` |
 | a tokenizer without a pad token | works: load_model pads with eos (logged); numbers equal the same weights with a pad token | nothing | `test_tokenizer_without_pad_token_still_works`; `test_models.py::test_load_local_folder` |
 | `midalign-train --layer 99` / `0` / `middle` | exit 2: "--layer 99 out of range: this model has 4 blocks, so 1..4" / "--layer must be 'auto' or an integer" | nothing | `test_bad_train_input_fails_clearly[layer-99]`, `[layer-0]`, `[layer-not-a-number]` |
 | a `--task-data` JSONL line without `completion`; a task file that does not exist | exit 2: "bad.jsonl, line 2: missing field 'completion' (fields: […])"; was "Couldn't reach 'missing.jsonl' on the Hub", now "task data file '…' does not exist" (fix a0cd197) | nothing | `test_bad_train_input_fails_clearly[task-without-completion]`, `[task-file-missing]` |
@@ -409,9 +409,12 @@ def test_sentences_longer_than_the_context_are_clamped_and_truncated(
     out = tmp_path / "run"
     with caplog.at_level(logging.WARNING, logger="midalign"):
         assert analyze(model, flores_dir, out, ["en", "ru"]) == 0
-        assert train_main(train_args(model, flores_dir, tmp_path / "train", "--layer", "2", "--max-steps", "1")) == 0
+        # Alignment pairs are never cut: at 16 tokens every pair of this corpus is too long, which is an error.
+        assert train_main(train_args(model, flores_dir, tmp_path / "train", "--layer", "2", "--max-steps", "1")) == 2
     assert "--max-length 512 exceeds the model's context of 16 tokens; using 16" in caplog.text
-    assert "--max-length 48 exceeds the model's context of 16 tokens; using 16" in caplog.text
+    assert "--align-max-length 48 exceeds the model's context of 16 tokens; using 16" in caplog.text
+    assert "--task-max-length 48 exceeds the model's context of 16 tokens; using 16" in caplog.text
+    assert "every alignment pair is longer than --align-max-length 16" in caplog.text
     assert re.search(r"rus_Cyrl: \d+ sentence\(s\) longer than max_length=16 tokens are truncated", caplog.text)
     assert json.loads((out / "config.json").read_text())["resolved"]["max_length"] == 16
     assert json.loads((out / "cache" / "rus_Cyrl.json").read_text())["max_length"] == 16
