@@ -134,6 +134,12 @@ def load_pairs(source: str, langs: Sequence[str], split: str, english: str = "en
         wanted = resolve_languages([english, *langs], available)
         corpus = load_parallel(source, wanted, split)
         return from_parallel(corpus, wanted[0])
+    return read_pair_source(source, langs, split, english)
+
+
+def read_pair_source(source: str, langs: Sequence[str], split: str, english: str = "eng_Latn") -> PairCorpus:
+    """X<->English pairs of `langs` from a source already known to be a pair source (`is_pair_source`: reading
+    the first language's schema to tell costs seconds, so callers that know skip it)."""
     path = data.resolve_source(source)
     available = data.available_languages(source)
     languages = [lang for lang in resolve_languages(langs, available) if lang != english]

@@ -59,11 +59,9 @@ class DevMonitor:
             mean = sum(scores.values()) / len(scores)
             self.history += [(step, lang, value) for lang, value in scores.items()] + [(step, "mean", mean)]
             self._write()
-            if mean > self.best:
-                self.best, self.best_step, self.since_best = mean, step, 0
+            self._recount()
+            if self.best_step == step:
                 self.save(step)
-            else:
-                self.since_best += 1
             stop = self.patience > 0 and self.since_best >= self.patience and step < self.last_step
             logger.info(
                 "dev retrieval at step %d: %.4f (best %.4f at step %d)%s",
@@ -77,14 +75,10 @@ class DevMonitor:
             writer.writerow(DEV_COLUMNS)
             writer.writerows((step, lang, f"{value:.6g}") for step, lang, value in self.history)
 
-    def restore(self) -> None:
-        """Take up the scores an interrupted run wrote (steps redone after its checkpoint are scored again)."""
-        if not self.path.exists():
-            return
-        with self.path.open(newline="") as handle:
-            rows = [(int(r["step"]), r["lang"], float(r["retrieval_acc"])) for r in csv.DictReader(handle)]
-        self.history = rows
-        for step, lang, value in rows:
+    def _recount(self) -> None:
+        """Best score, its step and the scores since, from the history of mean scores."""
+        self.best, self.best_step, self.since_best = -math.inf, None, 0
+        for step, lang, value in self.history:
             if lang != "mean":
                 continue
             if value > self.best:
@@ -92,15 +86,22 @@ class DevMonitor:
             else:
                 self.since_best += 1
 
+    def restore(self) -> None:
+        """Take up the scores an interrupted run wrote (steps redone after its checkpoint are scored again)."""
+        if not self.path.exists():
+            return
+        with self.path.open(newline="") as handle:
+            self.history = [(int(r["step"]), r["lang"], float(r["retrieval_acc"])) for r in csv.DictReader(handle)]
+        self._recount()
+
     def forget_from(self, step: int) -> None:
         """Drop the scores of step `step` on, then recount the best."""
-        kept = [row for row in self.history if row[0] < step]
-        self.history, self.best, self.best_step, self.since_best = [], -math.inf, None, 0
-        self.path.unlink(missing_ok=True)
-        if kept:
-            self.history = kept
+        self.history = [row for row in self.history if row[0] < step]
+        if self.history:
             self._write()
-            self.restore()
+        else:
+            self.path.unlink(missing_ok=True)
+        self._recount()
 
     def result(self) -> dict:
         """What the run's record says about the selection."""

@@ -310,9 +310,9 @@ def _languages(adapter: Adapter, kind: str) -> list[str]:
 def _dev_data(config: MergeConfig, align: Adapter):
     """(multi-way corpus, pair corpus, English) the weights are scored on, one of the first two None: a pair
     corpus's dev split, or the parallel sentences a multi-way run held out (else a hashed split)."""
-    from midalign.align_data import DEV_SPLIT, is_pair_source, load_pairs
+    from midalign.align_data import DEV_SPLIT, is_pair_source, read_pair_source
     from midalign.data import load_parallel
-    from midalign.train_data import first_by_hash, heldout_split
+    from midalign.train_data import first_pairs_by_hash, heldout_split
 
     run, resolved = align.run or {}, _resolved(align)
     source = config.align_data or run.get("align_data") or "udhr"
@@ -321,9 +321,7 @@ def _dev_data(config: MergeConfig, align: Adapter):
     if not langs:
         raise MergeError("--align-langs is needed: the alignment adapter's folder has no midalign config naming them")
     if is_pair_source(source):
-        dev = load_pairs(source, langs, DEV_SPLIT, english)
-        dev.pairs = {lang: pairs.select(first_by_hash(pairs.ids, DEV_PAIRS)) for lang, pairs in dev.pairs.items()}
-        return None, dev, english
+        return None, first_pairs_by_hash(read_pair_source(source, langs, DEV_SPLIT, english), DEV_PAIRS), english
     split = resolved.get("align_split") if source == run.get("align_data") else None
     corpus = load_parallel(source, [english, *[lang for lang in langs if lang != english]], split)
     ids = set(resolved.get("heldout_ids") or []) if source == run.get("align_data") else set()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from midalign import distributed, train_data, train_eval
-from midalign.align_data import DEV_SPLIT, PairCorpus, from_parallel, has_split, is_pair_source, load_pairs
+from midalign.align_data import DEV_SPLIT, PairCorpus, from_parallel, has_split, is_pair_source, read_pair_source
 from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
 from midalign.data import ParallelCorpus, available_languages, load_parallel
 from midalign.errors import MidalignError
@@ -72,7 +72,7 @@ class TrainConfig:
     align_data: str = field(
         default="gettext",
         metadata={
-            "help": "Alignment pairs: gettext (bundled, X<->English UI sentences from 9 software projects), a pair "
+            "help": "Alignment pairs: gettext (bundled, X<->English UI sentences from 18 software packages), a pair "
             "source (id, text, en columns) or a multi-way corpus (udhr, a FLORES+-layout folder or hub id)."
         },
     )
@@ -355,10 +355,11 @@ def load_alignment_data(config: TrainConfig) -> AlignmentData:
     """Training pairs, dev pairs (the pair corpus's dev split, or a multi-way corpus's held-out ids) and the
     evaluation corpus, per the config."""
     if is_pair_source(config.align_data):
-        train = load_pairs(config.align_data, config.align_langs, config.align_split or "train", config.english)
+        split = config.align_split or "train"
+        train = read_pair_source(config.align_data, config.align_langs, split, config.english)
         dev = None
         if has_split(config.align_data, train.languages[0], DEV_SPLIT):
-            dev = load_pairs(config.align_data, train.languages, DEV_SPLIT, config.english)
+            dev = read_pair_source(config.align_data, train.languages, DEV_SPLIT, config.english)
         dev_source, heldout_ids, own_heldout = f"{config.align_data}/{DEV_SPLIT}", [], None
     else:
         available = available_languages(config.align_data)
@@ -371,11 +372,7 @@ def load_alignment_data(config: TrainConfig) -> AlignmentData:
         dev_source = f"{len(heldout_ids)} held-out sentences of {config.align_data}/{corpus.split}"
         own_heldout = corpus.select(heldout_rows) if dev is not None else None
     if dev is not None:
-        capped = {
-            lang: pairs.select(train_data.first_by_hash(pairs.ids, config.dev_pairs))
-            for lang, pairs in dev.pairs.items()
-        }
-        dev = PairCorpus(dev.source, dev.split, dev.english, capped)
+        dev = train_data.first_pairs_by_hash(dev, config.dev_pairs)
     eval_source = config.eval_data or ("udhr" if own_heldout is None else "heldout")
     evaluation, groups = None, {}
     if config.eval and eval_source != "none":
@@ -504,7 +501,8 @@ def run(config: TrainConfig) -> dict:
             before_hits = pd.read_parquet(hits_path)
             before_hits = before_hits[before_hits.stage == "before"]
         else:
-            states = _cached_before(config, evaluation, identity, precision, eval_max_length, evaluate)
+            states = _cached_before(config, evaluation, unwrapped, tokenizer, identity, precision, eval_max_length,
+                                    trainer.accelerator.autocast(), evaluate)  # fmt: skip
             train_eval.write_eval(out, "eval_before.csv", train_eval.tidy_metrics(states, english, "before"))
             before_hits = train_eval.hits_table(states, english, evaluation.ids, "before")
             train_eval.write_eval(out, "eval_hits.parquet", before_hits)
@@ -552,26 +550,22 @@ def run(config: TrainConfig) -> dict:
     return resolved
 
 
-def _cached_before(config, evaluation, identity, precision, max_length, evaluate) -> dict[str, np.ndarray]:
-    """The base model's evaluation states: from `--cache-dir` where it holds them, else computed (and cached).
+def _cached_before(config, evaluation, model, tokenizer, identity, precision, max_length, autocast, evaluate):
+    """The base model's evaluation states: through `--cache-dir` where given (the state cache midalign-analyze
+    uses; missing languages are computed and saved), else computed.
 
     Before training the LoRA update is exactly zero, so these are the base model's states; the key names the
     precision the trainer runs in (fp32 weights, bf16 autocast where chosen), not analyze's weight dtype."""
     if not config.cache_dir:
         return evaluate("before")
     from midalign.cache import StateCache
-    from midalign.extract import cache_keys
+    from midalign.extract import extract_corpus
 
     cache = StateCache(config.cache_dir)
-    keys = cache_keys(evaluation, identity, f"train-{precision}", "mean", max_length)
-    cached = {lang: cache.load(key) for lang, key in keys.items()}
-    if all(states is not None for states in cached.values()):
-        logger.info("evaluation before training: %d languages from the state cache", len(cached))
-        return {lang: np.asarray(states) for lang, states in cached.items()}
-    states = evaluate("before")
-    for lang, key in keys.items():
-        cache.save(key, states[lang])
-    return states
+    with train_eval.measuring(model, autocast):
+        states = extract_corpus(model, tokenizer, evaluation, cache, identity, f"train-{precision}", "mean",
+                                max_length, config.eval_batch_size)  # fmt: skip
+    return {lang: np.asarray(values) for lang, values in states.items()}
 
 
 def _main(argv: Sequence[str] | None) -> None:

@@ -164,7 +164,7 @@ def heldout_split(ids: Sequence[str], fraction: float) -> tuple[list[int], list[
     if not 0 <= fraction < 1:
         raise MidalignError(f"--heldout-fraction must be in [0, 1), got {fraction}")
     n_heldout = round(fraction * len(ids))
-    rank = sorted(range(len(ids)), key=lambda i: hashlib.sha256(f"{HELDOUT_SALT}:{ids[i]}".encode()).hexdigest())
+    rank = _hash_order(ids)
     heldout = sorted(rank[:n_heldout])
     train = sorted(rank[n_heldout:])
     if not train:
@@ -172,11 +172,15 @@ def heldout_split(ids: Sequence[str], fraction: float) -> tuple[list[int], list[
     return train, heldout
 
 
-def first_by_hash(ids: Sequence[str], count: int) -> list[int]:
-    """Positions of the `count` ids with the smallest salted sha256, in their original order (a fixed subset
-    that does not depend on the order of the rows)."""
-    rank = sorted(range(len(ids)), key=lambda i: hashlib.sha256(f"{HELDOUT_SALT}:{ids[i]}".encode()).hexdigest())
-    return sorted(rank[:count])
+def _hash_order(ids: Sequence[str]) -> list[int]:
+    """Positions of `ids` by their salted sha256: an order that does not depend on the order of the rows."""
+    return sorted(range(len(ids)), key=lambda i: hashlib.sha256(f"{HELDOUT_SALT}:{ids[i]}".encode()).hexdigest())
+
+
+def first_pairs_by_hash(corpus: PairCorpus, count: int) -> PairCorpus:
+    """Each language's `count` pairs whose ids hash smallest, in their original order (a fixed subset)."""
+    capped = {lang: pairs.select(sorted(_hash_order(pairs.ids)[:count])) for lang, pairs in corpus.pairs.items()}
+    return PairCorpus(corpus.source, corpus.split, corpus.english, capped)
 
 
 def load_adapter_weights(model: torch.nn.Module, folder: Path) -> None:

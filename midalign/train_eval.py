@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,17 +52,26 @@ def corpus_states(
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> dict[str, np.ndarray]:
     """Pooled states [N, len(layers), H] of each named sentence list, the model in eval mode (no LoRA dropout)."""
+    states = {}
+    with measuring(model, autocast):
+        for name, texts in sentences.items():
+            tokenized = tokenize(tokenizer, texts, max_length, pooling, name=f"eval {name}")
+            states[name] = extract_states(model, tokenizer, tokenized, layers, pooling, batch_size, name=name)
+    return states
+
+
+@contextlib.contextmanager
+def measuring(
+    model: torch.nn.Module, autocast: contextlib.AbstractContextManager | None = None
+) -> Iterator[torch.nn.Module]:
+    """The model in eval mode (no LoRA dropout) under `autocast`, its training mode restored afterwards."""
     was_training = model.training
     model.eval()
-    states = {}
     try:
         with autocast or contextlib.nullcontext():
-            for name, texts in sentences.items():
-                tokenized = tokenize(tokenizer, texts, max_length, pooling, name=f"eval {name}")
-                states[name] = extract_states(model, tokenizer, tokenized, layers, pooling, batch_size, name=name)
+            yield model
     finally:
         model.train(was_training)
-    return states
 
 
 def tidy_metrics(states: Mapping[str, np.ndarray], english: str, stage: str) -> pd.DataFrame:

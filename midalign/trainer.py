@@ -47,7 +47,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType, send_to_device, set_seed
-from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
+from peft import LoraConfig, get_peft_model
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -56,7 +56,7 @@ from transformers import get_inverse_sqrt_schedule
 from midalign import distributed, losses
 from midalign.errors import MidalignError
 from midalign.representations import decoder_blocks, forward_layers, pool
-from midalign.train_data import CycledBatchSampler, collate_pairs, collate_task, n_batches
+from midalign.train_data import CycledBatchSampler, collate_pairs, collate_task, load_adapter_weights, n_batches
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +151,7 @@ class Trainer:
         n_processes, rank = self.accelerator.num_processes, self.accelerator.process_index
         self.align_loss = losses.AlignmentLoss(config.temperature, config.symmetric)
         self.gather_negatives = bool(getattr(config, "gather_negatives", False)) and n_processes > 1
-        # Weight 0 with task data is the task-only baseline.
-        self.use_align = use_align = bool(pairs) and not (task and config.align_weight == 0)
+        use_align = bool(pairs) and not (task and config.align_weight == 0)  # weight 0: the task-only baseline
         self.kinds = _pattern(config.mode, has_task=bool(task), has_align=use_align)
         sizes = {"task": config.batch_size, "align": config.align_batch_size or config.batch_size}
         data = {"task": task, "align": pairs if use_align else None}
@@ -204,8 +203,7 @@ class Trainer:
 
     def _load_adapter_only(self, models: list, input_dir: str) -> None:
         for model in models:
-            weights = load_peft_weights(str(Path(input_dir) / "adapter"), device="cpu")
-            set_peft_model_state_dict(self.accelerator.unwrap_model(model), weights)
+            load_adapter_weights(self.accelerator.unwrap_model(model), Path(input_dir) / "adapter")
         models.clear()
 
     def checkpoints(self) -> list[Path]:

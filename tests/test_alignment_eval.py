@@ -2,6 +2,7 @@
 with aligned/unseen groups and bootstrap intervals (checked against naive references)."""
 
 import json
+import logging
 import math
 
 import numpy as np
@@ -239,3 +240,38 @@ def test_alignment_training_learns_a_cipher_and_generalises_to_unseen_sentences(
     assert aligned.before < 0.2, "a random model cannot read the cipher"
     # Measured: 0.017 -> 0.650 (interval of the change +0.48 to +0.77); the bounds leave room for other CPUs' kernels.
     assert aligned.after > 0.4 and aligned.delta_low > 0.2, aligned.to_dict()
+
+
+def test_cache_dir_serves_the_base_states_of_a_later_run(tiny_gemma_dir, pairs_dir, flores_dir, tmp_path, caplog):
+    common = [
+        "--model",
+        str(tiny_gemma_dir),
+        "--align-data",
+        str(pairs_dir),
+        "--align-langs",
+        "deu_Latn",
+        "--eval-data",
+        str(flores_dir),
+        "--eval-langs",
+        "deu_Latn",
+        "fra_Latn",
+        "--layer",
+        "2",
+        "--max-steps",
+        "1",
+        "--eval-every",
+        "0",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    assert main([*common, "--out", str(tmp_path / "first")]) == 0
+    with caplog.at_level(logging.INFO, logger="midalign"):
+        assert main([*common, "--seed", "1", "--out", str(tmp_path / "second")]) == 0
+    assert "states: 3 languages cached, 0 to compute" in caplog.text
+    first, second = (pd.read_csv(tmp_path / run / "eval_before.csv") for run in ("first", "second"))
+    pd.testing.assert_frame_equal(first, second)
+    uncached = tmp_path / "uncached"
+    assert main([*common[:-2], "--out", str(uncached)]) == 0
+    pd.testing.assert_frame_equal(first, pd.read_csv(uncached / "eval_before.csv"))
