@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 PAIR_COLUMNS = ("id", "text", "en")
 DEV_SPLIT = "dev"
+# Pairs per language of a dev split that choose models (early stopping, merge sweeps, a task's dev examples): the
+# first DEV_PAIRS by id hash. The rest of the dev split is a test set where the source has none of its own.
+DEV_PAIRS = 100
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Groups say how a language took part in training: `supervised` (task data in it), `alignment` (only in the
 alignment pairs) and `unseen` (neither). They come from --supervised / --alignment / --unseen, or from a training
 run's config.json (--groups-from; by default the run that holds --adapter). `--compare RUN ...` instead puts
-several evaluation folders side by side.
+several evaluation folders side by side; with `--analysis RUN` it also correlates each transfer language's
+base-model retrieval (from that analysis run) with the first run's scores and the other runs' gains.
 
 Outputs under --out: `predictions.jsonl` (one line per example), `scores.csv` (`language,group,metric,value`,
 rewritten after every language, so a crash keeps the finished ones), `groups.csv` (`group,metric,value,
@@ -53,8 +54,9 @@ class EvaluateConfig:
         default=None,
         metadata={
             "help": "Task source: cldr: a JSONL from `python -m midalign.tasks.cldr` (default: generated); massive: "
-            "hub id or local copy (default AmazonScience/massive); translation: udhr (default), a FLORES+ folder "
-            "or hub id, or a WMT-style source (xx-en pair configs; hub id or folder of pair subfolders); entities: "
+            "hub id or local copy (default AmazonScience/massive); translation: udhr (default), gettext (test: the dev "
+            "split's pairs that never choose models), a FLORES+ folder or hub id, or a WMT-style source (xx-en pair "
+            "configs; hub id or folder of pair subfolders); entities: "
             "a file or hub id (default universalner/universal_ner)."
         },
     )
@@ -71,7 +73,9 @@ class EvaluateConfig:
     directions: list[str] = field(
         default_factory=lambda: ["x2en", "en2x"], metadata={"help": "translation: x2en and/or en2x."}
     )
-    english: str = field(default="eng_Latn", metadata={"help": "translation: the English side."})
+    english: str = field(
+        default="eng_Latn", metadata={"help": "translation: the English side; --analysis: the pivot of retrieval."}
+    )
     supervised: list[str] = field(default_factory=list, metadata={"help": "Languages with task training data."})
     alignment: list[str] = field(default_factory=list, metadata={"help": "Languages only in the alignment pairs."})
     unseen: list[str] = field(default_factory=list, metadata={"help": "Languages in neither (default: the rest)."})
@@ -90,6 +94,14 @@ class EvaluateConfig:
     compare: list[str] | None = field(
         default=None, metadata={"help": "Evaluation folders to compare (no evaluation is run); the first is the base."}
     )
+    analysis: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --compare: a midalign-analyze run; correlate each transfer language's base retrieval with "
+            "English at the run's selected layer with the first run's scores and the others' gains (predictors*.csv, "
+            "predictors_METRIC.png)."
+        },
+    )
     overwrite: bool = field(default=False, metadata={"help": "Replace the outputs of an earlier evaluation in OUT."})
     out: str = field(default="runs/evaluate", metadata={"help": "Output directory."})
 
@@ -98,6 +110,8 @@ class EvaluateConfig:
             raise MidalignError(f"--task is required (one of {', '.join(TASKS)}), unless --compare is given")
         if self.compare is not None and len(self.compare) < 2:
             raise MidalignError("--compare needs at least two evaluation folders")
+        if self.analysis is not None and self.compare is None:
+            raise MidalignError("--analysis goes with --compare (it correlates compared runs with base retrieval)")
         if self.batch_size < 1 or (self.max_new_tokens is not None and self.max_new_tokens < 1):
             raise MidalignError("--batch-size and --max-new-tokens must be at least 1")
         if self.max_examples is not None and self.max_examples < 1:
@@ -262,9 +276,33 @@ def _wide(frame: pd.DataFrame, keys: list[str], names: list[str]) -> pd.DataFram
     return wide
 
 
-def compare(folders: Sequence[str], out_dir: str, overwrite: bool = False) -> pd.DataFrame:
+def write_predictors(scores: pd.DataFrame, reference: str, analysis: str, out: Path, pivot: str) -> pd.DataFrame:
+    """predictors_languages.csv, predictors.csv and one scatter per metric: base retrieval (from the analysis run)
+    against the reference run's transfer scores and the other runs' gains; return the correlations."""
+    from midalign.plots import plot_transfer_predictors, save_figure
+    from midalign.predictors import base_retrieval, transfer_predictors, transfer_table
+    from midalign.runs import load_run
+
+    run = load_run(analysis)
+    retrieval = base_retrieval(run, list(dict.fromkeys(scores.language)), pivot)
+    table = transfer_table(retrieval, scores, reference)
+    correlations = transfer_predictors(table, reference)
+    table.to_csv(out / "predictors_languages.csv", index=False)
+    correlations.to_csv(out / "predictors.csv", index=False)
+    title = f"base retrieval at layer {run.selected_layer} ({run.label}) vs transfer"
+    for metric in dict.fromkeys(table.metric):
+        save_figure(plot_transfer_predictors(table, correlations, metric, reference, title),
+                    out / f"predictors_{metric}.png")  # fmt: skip
+    logger.info("what predicts transfer (%d languages):\n%s", table.language.nunique(), _markdown(correlations))
+    return correlations
+
+
+def compare(
+    folders: Sequence[str], out_dir: str, overwrite: bool = False, analysis: str | None = None, pivot: str = "eng_Latn"
+) -> pd.DataFrame:
     """Write comparison.csv (tidy), comparison_groups.csv and comparison_languages.csv (wide, with differences
-    to the first run) and comparison.md; return the wide group table."""
+    to the first run) and comparison.md; with an `analysis` run, also the predictors of transfer
+    (`write_predictors`); return the wide group table."""
     out = prepare_output_dir(out_dir)
     _check_output(out, overwrite, ("comparison.csv", "comparison_groups.csv", "comparison.md"))
     names = _run_names(folders)
@@ -285,13 +323,15 @@ def compare(folders: Sequence[str], out_dir: str, overwrite: bool = False) -> pd
     text = f"# Comparison\n\nRuns (differences are to `{names[0]}`):\n{runs}\n\n## Group means\n\n{_markdown(by_group)}"
     (out / "comparison.md").write_text(text + f"\n## Per language\n\n{_markdown(by_language)}")
     logger.info("comparison of %d runs in %s\n%s", len(names), out, _markdown(by_group))
+    if analysis is not None:
+        write_predictors(tidy, names[0], analysis, out, pivot)
     return by_group
 
 
 def _main(argv: Sequence[str] | None) -> None:
     config = parse_config(EvaluateConfig, argv, prog="midalign-evaluate")
     if config.compare is not None:
-        compare(config.compare, config.out, config.overwrite)
+        compare(config.compare, config.out, config.overwrite, config.analysis, config.english)
     else:
         run(config)
 

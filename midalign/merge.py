@@ -40,7 +40,6 @@ _LORA_KEY = re.compile(r"^(?P<module>.+)\.(?P<kind>lora(?:_embedding)?)_(?P<fact
 _PREFIX = "base_model.model."  # peft's saved keys: the PeftModel's own path to the base model's modules
 _RESIDUAL_INITS = ("pissa", "olora", "corda", "loftq", "lora_ga")  # inits that move part of W into the base weights
 SWEEP_COLUMNS = ["w_task", "w_align", "metric", "language", "value"]
-DEV_PAIRS = 100  # dev pairs per language scored in the sweep, as midalign-train's --dev-pairs default
 
 
 class MergeError(MidalignError):
@@ -250,7 +249,8 @@ class DevScorer:
 
             self.recipe = recipe(config.task)
             options = TaskOptions(config.task_data, config.task_split, config.task_langs, config.max_examples,
-                                  config.seed, config.cldr_kind)  # fmt: skip
+                                  config.seed, config.cldr_kind, config.directions,
+                                  config.english or "eng_Latn")  # fmt: skip
             self.examples = self.recipe.load_examples(options)
 
     def score(self, state: dict[str, torch.Tensor]) -> list[tuple[str, str, float]]:
@@ -310,7 +310,7 @@ def _languages(adapter: Adapter, kind: str) -> list[str]:
 def _dev_data(config: MergeConfig, align: Adapter):
     """(multi-way corpus, pair corpus, English) the weights are scored on, one of the first two None: a pair
     corpus's dev split, or the parallel sentences a multi-way run held out (else a hashed split)."""
-    from midalign.align_data import DEV_SPLIT, is_pair_source, read_pair_source
+    from midalign.align_data import DEV_PAIRS, DEV_SPLIT, is_pair_source, read_pair_source
     from midalign.data import load_parallel
     from midalign.train_data import first_pairs_by_hash, heldout_split
 
@@ -381,6 +381,9 @@ class MergeConfig:
     task_metric: str | None = field(default=None, metadata={"help": "Task metric to maximise (default: the first)."})
     max_examples: int | None = field(default=20, metadata={"help": "Task examples per language in the sweep."})
     cldr_kind: str = field(default="date_long", metadata={"help": "cldr: what to localize."})
+    directions: list[str] = field(
+        default_factory=lambda: ["x2en", "en2x"], metadata={"help": "translation: x2en and/or en2x."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of generated task data (cldr)."})
     max_new_tokens: int | None = field(default=None, metadata={"help": "Answer length limit (default per task)."})
     batch_size: int = field(default=16, metadata={"help": "Sentences or prompts per forward."})

@@ -429,6 +429,44 @@ def plot_difference_heatmap(
     return _language_figure(diff, groups, order, aggregate, title, cbar, **_symmetric_limits(diff))
 
 
+def plot_transfer_predictors(
+    table: pd.DataFrame, correlations: pd.DataFrame, metric: str, reference: str, title: str | None = None
+) -> Figure:
+    """Base retrieval (x) against the reference run's score (left panel) and each other run's gain over it (one
+    panel each), one point per transfer language, coloured by group, with Pearson/Spearman and their intervals
+    (`midalign.predictors.transfer_table` / `transfer_predictors` outputs)."""
+    part = table[table.metric == metric]
+    runs = [reference, *[run for run in dict.fromkeys(part.run) if run != reference]]
+    if part.empty:
+        raise MidalignError(f"no {metric} rows to plot")
+    fig = Figure(figsize=(4.2 * len(runs), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(runs), squeeze=False)[0]
+    palette = dict(zip(["alignment", "unseen", "ungrouped"], sns.color_palette("colorblind", 3), strict=True))
+    for ax, run in zip(axes, runs, strict=True):
+        target = "score" if run == reference else "gain"
+        points = part[part.run == run].dropna(subset=[target])
+        for group, rows in points.groupby("group", sort=False):
+            ax.scatter(rows.retrieval, rows[target], color=palette.get(group, "grey"), label=group, s=28)
+        for row in points.itertuples():
+            ax.annotate(row.language.split("_")[0], (row.retrieval, getattr(row, target)), fontsize=7,
+                        xytext=(3, 2), textcoords="offset points")  # fmt: skip
+        found = correlations[(correlations.metric == metric) & (correlations.run == run)].set_index("statistic")
+        text = "\n".join(
+            f"{name} {found.value[name]:+.2f} [{found.ci_low[name]:+.2f}, {found.ci_high[name]:+.2f}]"
+            for name in found.index
+        )
+        ax.text(0.02, 0.98, text, transform=ax.transAxes, va="top", fontsize=7)
+        if target == "gain":
+            ax.axhline(0, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("base retrieval with English")
+        ax.set_ylabel(f"{metric} ({reference})" if target == "score" else f"{metric} gain over {reference}")
+        ax.set_title(run, fontsize=9)
+    axes[0].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     """Write a figure (creating parent folders) and return its path."""
     path = Path(path)

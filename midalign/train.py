@@ -19,7 +19,15 @@ import numpy as np
 import pandas as pd
 
 from midalign import distributed, train_data, train_eval
-from midalign.align_data import DEV_SPLIT, PairCorpus, from_parallel, has_split, is_pair_source, read_pair_source
+from midalign.align_data import (
+    DEV_PAIRS,
+    DEV_SPLIT,
+    PairCorpus,
+    from_parallel,
+    has_split,
+    is_pair_source,
+    read_pair_source,
+)
 from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
 from midalign.data import ParallelCorpus, available_languages, load_parallel
 from midalign.errors import MidalignError
@@ -99,7 +107,8 @@ class TrainConfig:
         metadata={"help": "Resample each language's training pairs to N (0 = all of them, unbalanced)."},
     )
     dev_pairs: int = field(
-        default=100, metadata={"help": "Dev pairs per language scored for early stopping (the first N by id hash)."}
+        default=DEV_PAIRS,
+        metadata={"help": "Dev pairs per language scored for early stopping (the first N by id hash)."},
     )
     eval_every: int = field(
         default=20,

@@ -177,10 +177,16 @@ def _hash_order(ids: Sequence[str]) -> list[int]:
     return sorted(range(len(ids)), key=lambda i: hashlib.sha256(f"{HELDOUT_SALT}:{ids[i]}".encode()).hexdigest())
 
 
+def pairs_by_hash(corpus: PairCorpus, start: int = 0, stop: int | None = None) -> PairCorpus:
+    """Each language's pairs at positions [start, stop) of the id-hash order, in their original order: fixed subsets
+    that do not depend on row order, and disjoint for disjoint ranges."""
+    picked = {lang: pairs.select(sorted(_hash_order(pairs.ids)[start:stop])) for lang, pairs in corpus.pairs.items()}
+    return PairCorpus(corpus.source, corpus.split, corpus.english, picked)
+
+
 def first_pairs_by_hash(corpus: PairCorpus, count: int) -> PairCorpus:
     """Each language's `count` pairs whose ids hash smallest, in their original order (a fixed subset)."""
-    capped = {lang: pairs.select(sorted(_hash_order(pairs.ids)[:count])) for lang, pairs in corpus.pairs.items()}
-    return PairCorpus(corpus.source, corpus.split, corpus.english, capped)
+    return pairs_by_hash(corpus, 0, count)
 
 
 def load_adapter_weights(model: torch.nn.Module, folder: Path) -> None:

@@ -153,6 +153,49 @@ def test_translation_both_directions_from_a_parallel_source(flores_dir) -> None:
         mt.load_examples(TaskOptions(source=str(flores_dir), langs=["fra"], directions=["fr2de"]))
 
 
+def test_translation_from_the_bundled_pair_corpus_keeps_test_apart_from_model_choice(pairs_dir) -> None:
+    from midalign.align_data import DEV_PAIRS, DEV_SPLIT, read_pair_source
+    from midalign.train_data import first_pairs_by_hash
+
+    def ids(split: str, max_examples: int | None = None) -> list[str]:
+        options = TaskOptions("gettext", split, ["deu_Latn"], max_examples, directions=["x2en"])
+        examples = mt.load_examples(options)
+        assert {e.meta["direction"] for e in examples} == {"x2en"} and {e.language for e in examples} == {"deu_Latn"}
+        return [e.id.removesuffix("-deu_Latn-eng_Latn") for e in examples]
+
+    stored = read_pair_source("gettext", ["deu_Latn"], DEV_SPLIT).pairs["deu_Latn"]
+    chooses = first_pairs_by_hash(read_pair_source("gettext", ["deu_Latn"], DEV_SPLIT), DEV_PAIRS).pairs["deu_Latn"]
+    dev, test = ids("dev"), ids("test")
+    assert dev == chooses.ids, "dev = the subset early stopping and merge sweeps score"
+    assert not set(dev) & set(test) and sorted(dev + test) == sorted(stored.ids)
+    some = ids("test", 30)
+    assert len(some) == 30 and set(some) <= set(test) and some == ids("test", 30)
+    assert not set(ids("train", 50)) & set(stored.ids), "train and dev hold different English sentences"
+    english = dict(zip(stored.ids, stored.english, strict=True))
+    example = mt.load_examples(TaskOptions("gettext", "test", ["de"], 1, directions=["x2en"]))[0]
+    assert example.prompt.startswith("Translate from German to English.\nGerman: ")
+    assert example.reference == " ".join(english[example.id.removesuffix("-deu_Latn-eng_Latn")].split())
+    with pytest.raises(TaskError, match=f"no test pairs beyond the {DEV_PAIRS} dev pairs"):
+        mt.load_examples(TaskOptions(str(pairs_dir), "test", ["deu_Latn"], directions=["x2en"]))  # 8 dev pairs
+
+
+def test_task_data_cli_keeps_short_examples_then_caps(tmp_path: Path) -> None:
+    from midalign.tasks.__main__ import main as task_data_main
+    from midalign.tasks.__main__ import short_examples
+
+    made = [Example(str(i), lang, "p", " ".join(["w"] * n)) for i, (lang, n) in
+            enumerate([("a", 3), ("a", 9), ("a", 2), ("b", 4), ("a", 1), ("b", 12)])]  # fmt: skip
+    assert [e.id for e in short_examples(made, 4, 2)] == ["0", "2", "3"]
+    assert [e.id for e in short_examples(made, 4, None)] == ["0", "2", "3", "4"]
+    args = ["--task", "translation", "--data", "gettext", "--split", "train", "--directions", "x2en",
+            "--langs", "fra_Latn", "--max-words", "5", "--max-examples", "20", "--out", str(tmp_path)]  # fmt: skip
+    assert task_data_main(args) == 0
+    written = read_jsonl(tmp_path / "train.jsonl")
+    assert len(written) == 20 and all(len(e.reference.split()) <= 5 for e in written)
+    every = mt.load_examples(TaskOptions("gettext", "train", ["fra_Latn"], directions=["x2en"]))
+    assert [e.id for e in written] == [e.id for e in every if len(e.reference.split()) <= 5][:20]
+
+
 # ---- entities ------------------------------------------------------------------------------------------------------
 def test_entity_json_parsing_recovers_what_it_can() -> None:
     good = '[{"type": "PER", "text": "Ada Lovelace"}, {"type": "loc", "text": "London"}]'

@@ -1,6 +1,8 @@
 """Machine translation between English and each language of any parallel source `load_parallel` reads.
 
-Sources: the bundled UDHR (`udhr`, offline), a local FLORES+-layout folder, or FLORES+ on the hub; or a WMT-style
+Sources: the bundled UDHR (`udhr`, offline), a local FLORES+-layout folder, or FLORES+ on the hub; a pair source
+(the bundled `gettext` corpus of short software sentences, or any in its `id`/`text`/`en` layout; without a test
+split its test set is the part of the dev split that never chooses models, see `_pair_parallel`); or a WMT-style
 source, one config per language pair named `xx-en` or `en-xx` whose rows hold `translation: {xx: ..., en: ...}`
 (the hub's `wmt/wmt19`, `Helsinki-NLP/opus-100`, ...; locally, a folder with one `xx-en/` subfolder of
 `train.jsonl`/`validation.jsonl`/`test.jsonl` files per pair). Each sentence gives one example per direction,
@@ -121,8 +123,40 @@ def _flores_parallel(options: TaskOptions, langs: Sequence[str]) -> tuple[str, d
     return english, parallel
 
 
+def _pair_parallel(options: TaskOptions, langs: Sequence[str]) -> dict[str, list[tuple]]:
+    """(id, X text, English text) of every language from a pair source (the bundled `gettext`, or one in its
+    layout). Its dev split also chooses models (early stopping, merge sweeps score its first DEV_PAIRS by id hash),
+    so `dev` here is that subset and `test`, where the source has no test split, is the rest of the dev split: no
+    test sentence ever chose a checkpoint or a merge weight. `--max-examples` takes the first N by id hash."""
+    from midalign.align_data import DEV_PAIRS, DEV_SPLIT, has_split, read_pair_source
+    from midalign.data import available_languages
+    from midalign.languages import resolve_languages
+    from midalign.tasks import TaskError
+    from midalign.train_data import pairs_by_hash
+
+    split = options.split or "test"
+    first = resolve_languages(langs[:1], available_languages(options.source))[0]
+    start, stop, stored = 0, None, split
+    if split == DEV_SPLIT:
+        stop = DEV_PAIRS
+    elif split == "test" and not has_split(options.source, first, "test"):
+        start, stored = DEV_PAIRS, DEV_SPLIT
+    if options.max_examples is not None:
+        stop = start + options.max_examples if stop is None else min(stop, start + options.max_examples)
+    corpus = pairs_by_hash(read_pair_source(options.source, langs, stored, options.english), start, stop)
+    empty = [lang for lang, pairs in corpus.pairs.items() if not len(pairs)]
+    if empty:
+        left = f" beyond the {DEV_PAIRS} dev pairs that choose models" if stored != split else ""
+        raise TaskError(f"{options.source!r} has no {split} pairs{left} for {', '.join(empty)}")
+    short = [lang for lang, pairs in corpus.pairs.items() if stop is not None and len(pairs) < stop - start]
+    if short:
+        logger.warning("%s/%s: fewer than %d pairs for %s", options.source, split, stop - start, short)
+    return {lang: list(zip(p.ids, p.texts, p.english, strict=True)) for lang, p in corpus.pairs.items()}
+
+
 def load_examples(options: TaskOptions) -> list[Example]:
     """Both directions (or those asked for) for every language paired with English, one example each."""
+    from midalign.align_data import is_pair_source
     from midalign.tasks import TaskError
 
     bad = [d for d in options.directions if d not in DIRECTIONS]
@@ -134,6 +168,8 @@ def load_examples(options: TaskOptions) -> list[Example]:
     configs = _pair_configs(options.source)
     if configs:
         english, parallel = options.english, _wmt_parallel(options, configs, langs)
+    elif options.source not in (None, "udhr") and is_pair_source(options.source):
+        english, parallel = options.english, _pair_parallel(options, langs)
     else:
         english, parallel = _flores_parallel(options, langs)
     examples = []
