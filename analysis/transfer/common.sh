@@ -12,10 +12,20 @@ LAST=18                                 # the last block
 # for both tasks, so one alignment-only adapter per seed serves both merges.
 ALIGNED="spa_Latn ita_Latn pol_Latn rus_Cyrl"
 UNSEEN="por_Latn nld_Latn ces_Latn ukr_Cyrl tur_Latn"
+TIMES=$HERE/wall_times.csv
+[ -f "$TIMES" ] || echo "task,step,seed,seconds" > "$TIMES"
+
+timed() {  # timed NAME COMMAND...: run it, append its wall time to $TIMES
+  local name=$1 start
+  shift
+  start=$(date +%s)
+  "$@"
+  echo "$TASK,$name,$SEED,$(( $(date +%s) - start ))" >> "$TIMES"
+}
+
 case $TASK in
   cldr)  # CLDR long dates: `русский: 1942-01-19 →` must give ` 19 января 1942 г.`
     SUPERVISED="eng_Latn deu_Latn fra_Latn"
-    METRIC=exact_match
     TASK_DATA=$HERE/data/cldr/train.jsonl
     make_data() { $BIN/python -m midalign.tasks.cldr --langs $SUPERVISED --kind date_long --n-train 100 --n-dev 10 \
       --n-test 0 --seed 0 --out $HERE/data/cldr; }
@@ -24,7 +34,6 @@ case $TASK in
   translation)  # short software sentences X -> English (gettext; test = dev-split pairs that never choose models)
     SUPERVISED="deu_Latn fra_Latn"
     UNSEEN="$UNSEEN ell_Grek"
-    METRIC=x2en_chrf
     TASK_DATA=$HERE/data/translation/train.jsonl
     # Training: 100 sentences per language whose English side has at most 10 words (padding to the longest of a
     # batch made unfiltered batches ~3x slower than the CLDR ones). Test: any length, 30 sentences per language
@@ -34,7 +43,8 @@ case $TASK in
     SCORE="--task translation --data gettext --directions x2en --max-new-tokens 40"
     N_TEST=30
     ;;
-  *) echo "unknown task $TASK (cldr or translation)" >&2; exit 2 ;;
+  align) return 0 ;;  # the alignment-only adapter: none of the task settings below
+  *) echo "unknown task $TASK (cldr, translation or align)" >&2; exit 2 ;;
 esac
 LANGS="$SUPERVISED $ALIGNED $UNSEEN"
 # Every condition gets the task-only run's schedule: 2 epochs of the task data in batches of 16. In alternate mode a
@@ -46,13 +56,3 @@ TRAIN="--task-data $TASK_DATA --align-langs $ALIGNED --analysis $ANALYSIS --epoc
   --batch-size 16 --mode alternate --eval-data none --dtype bf16 --device cpu --seed $SEED --overwrite"
 TEST="$SCORE --split test --max-examples ${N_TEST:-40} --langs $LANGS --supervised $SUPERVISED --alignment $ALIGNED
   --unseen $UNSEEN --batch-size 16 --dtype bf16 --device cpu --overwrite"
-TIMES=$HERE/wall_times.csv
-[ -f "$TIMES" ] || echo "task,step,seed,seconds" > "$TIMES"
-
-timed() {  # timed NAME COMMAND...: run it, append its wall time to $TIMES
-  local name=$1 start
-  shift
-  start=$(date +%s)
-  "$@"
-  echo "$TASK,$name,$SEED,$(( $(date +%s) - start ))" >> "$TIMES"
-}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every seed of both tasks, two jobs at a time (one thread each): bash analysis/transfer/run_all.sh [SEEDS...]
-# (default seeds 0-4). run.sh skips what is done, so rerunning resumes. Then: python analysis/transfer/summarize.py
+# (default seeds 0-4). Per seed: the alignment-only adapter (shared by both tasks' merges), then each task's five
+# conditions. run.sh skips what is done, so rerunning resumes. Then: python analysis/transfer/summarize.py
 set -euo pipefail
 SEEDS=${*:-0 1 2 3 4}
-for seed in $SEEDS; do printf 'cldr %s\ntranslation %s\n' "$seed" "$seed"; done |
+mkdir -p runs/transfer/logs
+for seed in $SEEDS; do printf 'align %s\ncldr %s\ntranslation %s\n' "$seed" "$seed" "$seed"; done |
   xargs -P "${JOBS:-2}" -L 1 bash -c 'bash analysis/transfer/run.sh "$0" "$1" > "runs/transfer/logs/run-$0-$1.log" 2>&1 ||
     echo "failed: $0 $1 (runs/transfer/logs/run-$0-$1.log)"'
