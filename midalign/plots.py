@@ -461,7 +461,7 @@ def plot_transfer_predictors(
         ax.set_xlabel("base retrieval with English")
         ax.set_ylabel(f"{metric} ({reference})" if target == "score" else f"{metric} gain over {reference}")
         ax.set_title(run, fontsize=9)
-    axes[0].legend(fontsize=7, loc="lower right")
+    axes[0].legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -4,8 +4,9 @@
 
 For every task, metric, language group and condition: the group mean (over the group's languages) per seed, the
 paired difference to the task-only run of the same seed, the mean difference over seeds and a paired bootstrap 95 %
-interval (seeds resampled with replacement); a difference is called distinguishable from zero when its interval
-excludes 0. Only seeds where both runs of a pair exist count, so a partly finished study summarises what is done.
+interval (seeds resampled with replacement) and, as a check that does not shrink with few seeds, a Student t
+interval; a difference is called distinguishable from zero when both exclude 0. Only seeds where both runs of a
+pair exist count, so a partly finished study summarises what is done.
 What predicts transfer: each transfer language's base retrieval with English at the picked layer (the committed
 48-language UDHR analysis) against the seed-mean task-only score and against the seed-mean gain of every condition
 (midalign.predictors, the functions behind `midalign-evaluate --compare ... --analysis RUN`).
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy import stats
 
 from midalign.plots import plot_transfer_predictors, save_figure
 from midalign.predictors import base_retrieval, transfer_predictors, transfer_table
@@ -49,6 +51,8 @@ def load_scores(root: Path) -> pd.DataFrame:
     metric, value."""
     frames = []
     for path in sorted(root.glob("eval/*/*/scores.csv")):
+        if not (path.parent / "groups.csv").is_file():  # written last: an evaluation still running (or stopped)
+            continue
         match = re.fullmatch(r"(?P<condition>[a-z0-9]+)-s(?P<seed>\d+)", path.parent.name)
         if path.parent.name == "base":
             condition, seed = "base", -1
@@ -79,6 +83,15 @@ def bootstrap_mean(values: np.ndarray, rng: np.random.Generator) -> tuple[float,
     return float(low), float(high)
 
 
+def t_interval(values: np.ndarray) -> tuple[float, float]:
+    """Student t 95 % interval of the mean: wider than the bootstrap's with few seeds, which ignores the
+    uncertainty of the spread itself."""
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    return (float(low), float(high)) if np.isfinite(low) else (float(values.mean()), float(values.mean()))
+
+
 def paired(groups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per seed: each condition's group value and its difference to task-only of that seed; per task, metric,
     group and condition: mean, seed spread, mean difference with its interval)."""
@@ -93,12 +106,13 @@ def paired(groups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for (task, metric, group, condition), part in per_seed.groupby([*keys, "condition"], sort=False):
         differences = part.difference.to_numpy()
         low, high = bootstrap_mean(differences, rng) if condition != "task" else (0.0, 0.0)
+        t_low, t_high = t_interval(differences) if condition != "task" else (0.0, 0.0)
         rows.append({
             "task": task, "metric": metric, "group": group, "condition": condition, "n_seeds": len(part),
             "mean": part.value.mean(), "seed_sd": part.value.std(ddof=1) if len(part) > 1 else np.nan,
             "seed_min": part.value.min(), "seed_max": part.value.max(),
-            "difference": differences.mean(), "ci_low": low, "ci_high": high,
-            "distinguishable": condition != "task" and (low > 0 or high < 0),
+            "difference": differences.mean(), "ci_low": low, "ci_high": high, "t_low": t_low, "t_high": t_high,
+            "distinguishable": condition != "task" and (low > 0 or high < 0) and (t_low > 0 or t_high < 0),
             "seeds_better": int((differences > 0).sum()), "seeds_worse": int((differences < 0).sum()),
         })  # fmt: skip
     return per_seed, pd.DataFrame(rows)
@@ -144,7 +158,9 @@ def predictors(scores: pd.DataFrame, figures: Path) -> tuple[pd.DataFrame, pd.Da
         tables.append(table)
         correlations.append(found)
         title = f"{task}: base retrieval at layer {run.selected_layer} vs transfer (gemma-3-270m, seed means)"
-        fig = plot_transfer_predictors(table, found, METRICS[task][0], "task", title)
+        labels = {"run": CONDITIONS}  # readable panel titles
+        fig = plot_transfer_predictors(table.replace(labels), found.replace(labels), METRICS[task][0],
+                                       CONDITIONS["task"], title)  # fmt: skip
         save_figure(fig, figures / f"transfer_predictors_{task}.png")
     return pd.concat(correlations, ignore_index=True), pd.concat(tables, ignore_index=True)
 
