@@ -1,0 +1,122 @@
+"""Value tests of numbers the README reports or that shape a run: the layer-selection rule (ties, excluded ends),
+the committed analysis run's per-language and per-layer tables against a naive recomputation from its pair table,
+the task loss computed on trailing logits only against the full-sequence loss, and the learning-rate schedule a
+real run logs against the inverse-square-root formula."""
+
+import csv
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from midalign.select import select_layer
+from midalign.train import main as train_main
+from midalign.trainer import Trainer
+from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "analysis" / "gemma-3-270m_udhr"
+
+
+def _layers(values: list[float], n: int = 3, diagonal: float = 1.0) -> np.ndarray:
+    """[len(values), n, n] matrices with `value` off the diagonal and `diagonal` on it."""
+    out = np.stack([np.full((n, n), v) for v in values])
+    out[:, np.arange(n), np.arange(n)] = diagonal
+    return out
+
+
+def test_select_layer_excludes_the_ends_and_breaks_ties_to_the_lower_layer() -> None:
+    # Layers 0..4 of a 4-block model: the embeddings (0.9) and the last block (0.95) score best but are excluded;
+    # blocks 2 and 3 tie at 0.7, so block 2 wins; the diagonal (self pairs, 1.0) never counts.
+    matrices = {"retrieval_acc": _layers([0.9, 0.5, 0.7, 0.7, 0.95]), "cosine": _layers([0.1, 0.2, 0.3, 0.4, 0.35])}
+    chosen = select_layer(matrices, [0, 1, 2, 3, 4], n_layers=4)
+    assert chosen["layer"] == 2 and chosen["score"] == pytest.approx(0.7)
+    assert chosen["runner_up"] == {"layer": 3, "score": pytest.approx(0.7)}
+    assert chosen["curve"] == {str(i): pytest.approx(v) for i, v in enumerate([0.9, 0.5, 0.7, 0.7, 0.95])}
+    assert chosen["best_by_metric"] == {"retrieval_acc": 4, "cosine": 3}, "the per-metric argmax excludes nothing"
+    assert select_layer(matrices, [0, 1, 2, 3, 4], 4, metric="cosine")["layer"] == 3
+    only_ends = select_layer({"retrieval_acc": _layers([0.2, 0.6])}, [0, 4], n_layers=4)
+    assert only_ends["layer"] == 4 and only_ends["runner_up"]["layer"] == 0, "with no hidden block, ends compete"
+
+
+@pytest.fixture(scope="module")
+def committed() -> dict[str, pd.DataFrame]:
+    pairs = pd.read_parquet(RUN / "pairs.parquet").astype({"src": str, "tgt": str, "metric": str})
+    return {
+        "pairs": pairs,
+        "per_language": pd.read_csv(RUN / "per_language.csv"),
+        "layers": pd.read_csv(RUN / "layers.csv", keep_default_na=False),
+        "languages": pd.read_csv(RUN / "languages.csv", keep_default_na=False),
+    }
+
+
+def test_per_language_table_is_the_mean_over_every_pair_a_language_is_in(committed) -> None:
+    pairs, table = committed["pairs"], committed["per_language"]
+    pairs = pairs[pairs.layer.isin([0, 11, 18])]
+    for lang in ["eng_Latn", "kat_Geor", "amh_Ethi"]:
+        involved = pairs[(pairs.src == lang) | (pairs.tgt == lang)]
+        naive = involved.groupby(["layer", "metric"]).value.mean()
+        for (layer, metric), value in naive.items():
+            row = table[(table.layer == layer) & (table.lang == lang) & (table.metric == metric)]
+            assert row.value.item() == pytest.approx(value, abs=1e-6), (lang, layer, metric)
+
+
+def test_layer_table_overall_and_by_resource_level(committed) -> None:
+    pairs, per_language, layers = committed["pairs"], committed["per_language"], committed["layers"]
+    languages = committed["languages"].set_index("code")
+    for layer in (4, 11):
+        at = pairs[(pairs.layer == layer) & (pairs.metric == "retrieval_acc")].value
+        overall = layers[(layers.layer == layer) & (layers.metric == "retrieval_acc") & (layers.group_by == "all")]
+        assert float(overall["mean"].item()) == pytest.approx(at.mean(), abs=1e-6)
+        assert int(overall["n"].item()) == len(at) == 48 * 47
+        means = per_language[(per_language.layer == layer) & (per_language.metric == "retrieval_acc")]
+        levels = means.assign(group=means.lang.map(languages.resource_level.replace("", "unknown")))
+        for group, values in levels.groupby("group").value:
+            row = layers[(layers.layer == layer) & (layers.metric == "retrieval_acc")
+                         & (layers.group_by == "resource_level") & (layers.group == group)]  # fmt: skip
+            assert float(row["mean"].item()) == pytest.approx(values.mean(), abs=1e-6), group
+            assert float(row["min"].item()) == pytest.approx(values.min(), abs=1e-6)
+            assert int(row["n"].item()) == len(values)
+            if len(values) > 1:
+                assert float(row["std"].item()) == pytest.approx(values.std(ddof=1), abs=1e-6)
+
+
+def test_task_loss_on_trailing_logits_equals_the_full_sequence_loss() -> None:
+    tokenizer = tiny_tokenizer([t for texts in FLORES_LIKE.values() for t in texts])
+    model = tiny_model("gemma3", len(tokenizer))
+    torch.manual_seed(0)
+    input_ids = torch.randint(3, len(tokenizer), (3, 12))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[2, :3] = 0  # a left-padded row
+    labels = torch.full_like(input_ids, -100)
+    labels[0, 7:] = input_ids[0, 7:]  # completions of different lengths
+    labels[1, 9:11] = input_ids[1, 9:11]
+    labels[2, 5:] = input_ids[2, 5:]
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    trailing = Trainer.task_loss(SimpleNamespace(model=model), batch)
+    full = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, use_cache=False).loss
+    assert trailing.item() == pytest.approx(full.item(), rel=1e-5)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    naive = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
+    assert trailing.item() == pytest.approx(naive.item(), rel=1e-5)
+
+
+def test_logged_learning_rate_follows_warmup_then_inverse_square_root(tiny_gemma_dir, flores_dir, tmp_path) -> None:
+    out = tmp_path / "run"
+    argv = ["--model", str(tiny_gemma_dir), "--align-data", str(flores_dir), "--align-langs", "deu_Latn", "fra_Latn",
+            "--layer", "2", "--batch-size", "4", "--max-steps", "12", "--warmup-ratio", "0.25", "--lr", "1e-3",
+            "--eval", "false", "--eval-every", "0", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert train_main(argv) == 0
+    resolved = json.loads((out / "config.json").read_text())["resolved"]
+    warmup = resolved["warmup_steps"]
+    assert warmup == math.ceil(0.25 * resolved["total_steps"]) == 3
+    with (out / "steps.csv").open() as handle:
+        logged = [float(row["lr"]) for row in csv.DictReader(handle)]
+    # Step s (1-based) runs at the rate the schedule gives after s - 1 optimizer steps.
+    expected = [1e-3 * (t / warmup if t < warmup else math.sqrt(warmup / t)) for t in range(len(logged))]
+    assert logged == pytest.approx(expected, rel=1e-6)
