@@ -148,3 +148,14 @@ def write_pair_layout(
     header = yaml.safe_dump({"configs": configs}, sort_keys=False, allow_unicode=True)
     (root / "README.md").write_text(f"---\n{header}---\n\nA pair-layout test corpus.\n", encoding="utf-8")
     return root
+
+
+def run_study_summary(script: Path, out: Path) -> Path:
+    """Run a study's `summarize.py --out OUT --figures OUT` from the repository root; fail with its stderr."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, str(script), "--out", str(out), "--figures", str(out)]
+    completed = subprocess.run(command, cwd=script.parents[2], capture_output=True, text=True, timeout=600, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return out

@@ -3,12 +3,12 @@ committed runs and corpus files give: the summary is regenerated from the runs a
 the README quotes is a row of the regenerated summary."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.helpers import run_study_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "analysis" / "align_gettext"
@@ -17,11 +17,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("align_gettext")
-    command = [sys.executable, str(STUDY / "summarize.py"), "--out", str(out), "--figures", str(out)]
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return out
+    return run_study_summary(STUDY / "summarize.py", tmp_path_factory.mktemp("align_gettext"))
 
 
 @pytest.mark.parametrize("name", ["layers", "per_run", "per_language", "curves"])
