@@ -88,6 +88,8 @@ def t_interval(values: np.ndarray) -> tuple[float, float]:
     uncertainty of the spread itself."""
     if len(values) < 2:
         return float("nan"), float("nan")
+    if np.ptp(values) == 0:  # every seed gave the same difference (e.g. a merge that chose w_align = 0)
+        return float(values[0]), float(values[0])
     low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
     return (float(low), float(high)) if np.isfinite(low) else (float(values.mean()), float(values.mean()))
 
@@ -234,7 +236,9 @@ def markdown(results: pd.DataFrame, correlations: pd.DataFrame, weights: pd.Data
             lines.append("")
     header = "| task | metric | y | statistic | r [95 % CI] | languages |"
     lines += ["## What predicts transfer (transfer languages, seed means)", "", header, "|" + " --- |" * 6]
-    for row in correlations.itertuples():
+    order = {name: i for i, name in enumerate(CONDITIONS)}
+    ranked = correlations.assign(rank=correlations.run.map(order)).sort_values(["task", "rank", "statistic"])
+    for row in ranked.itertuples():
         if row.metric != METRICS[row.task][0]:
             continue
         y = "task-only score" if row.target == "score" else f"gain of {CONDITIONS[row.run]}"
