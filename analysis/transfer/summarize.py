@@ -94,15 +94,20 @@ def t_interval(values: np.ndarray) -> tuple[float, float]:
     return (float(low), float(high)) if np.isfinite(low) else (float(values.mean()), float(values.mean()))
 
 
+def with_task_only(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The condition runs of `frame`, each row joined to the task-only value of the same `keys` and seed
+    (`task_only`) and its `difference` to it; seeds without a task-only run drop out."""
+    runs = frame[frame.condition.isin(CONDITIONS)]
+    reference = runs[runs.condition == "task"][[*keys, "seed", "value"]].rename(columns={"value": "task_only"})
+    both = runs.merge(reference, on=[*keys, "seed"], how="inner")
+    return both.assign(difference=both.value - both.task_only)
+
+
 def paired(groups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per seed: each condition's group value and its difference to task-only of that seed; per task, metric,
     group and condition: mean, seed spread, mean difference with its interval)."""
     keys = ["task", "metric", "group"]
-    runs = groups[groups.condition.isin(CONDITIONS)]
-    reference = runs[runs.condition == "task"][[*keys, "seed", "value"]].rename(columns={"value": "task_only"})
-    per_seed = runs.merge(reference, on=[*keys, "seed"], how="inner")
-    per_seed["difference"] = per_seed.value - per_seed.task_only
-    per_seed = per_seed.sort_values([*keys, "condition", "seed"], key=_order).reset_index(drop=True)
+    per_seed = with_task_only(groups, keys).sort_values([*keys, "condition", "seed"], key=_order).reset_index(drop=True)
     rng = np.random.default_rng(0)
     rows = []
     for (task, metric, group, condition), part in per_seed.groupby([*keys, "condition"], sort=False):
@@ -131,13 +136,11 @@ def _order(column: pd.Series) -> pd.Series:
 
 def per_language(scores: pd.DataFrame) -> pd.DataFrame:
     """Per task, metric, language and condition: the seed mean and the mean paired difference to task-only."""
-    runs = scores[scores.condition.isin(CONDITIONS)]
     keys = ["task", "metric", "language", "group"]
-    reference = runs[runs.condition == "task"][[*keys, "seed", "value"]].rename(columns={"value": "task_only"})
-    both = runs.merge(reference, on=[*keys, "seed"])
-    both["difference"] = both.value - both.task_only
-    table = both.groupby([*keys, "condition"], sort=False).agg(
-        n_seeds=("seed", "nunique"), mean=("value", "mean"), difference=("difference", "mean")
+    table = (
+        with_task_only(scores, keys)
+        .groupby([*keys, "condition"], sort=False)
+        .agg(n_seeds=("seed", "nunique"), mean=("value", "mean"), difference=("difference", "mean"))
     )
     return table.reset_index()
 
