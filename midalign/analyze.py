@@ -7,23 +7,22 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import torch
 
 from midalign import distributed
 from midalign.cache import StateCache
-from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
+from midalign.cli import parse_config, prepare_output_dir, run_main
 from midalign.data import load_parallel
 from midalign.errors import MidalignError
 from midalign.extract import cache_keys, extract_corpus
 from midalign.languages import PRESETS, language_info
 from midalign.metrics import all_layer_metrics
-from midalign.models import DEVICE_MAPS
-from midalign.representations import POOLINGS, Pooling, num_layers
+from midalign.options import AnalyzeConfig
+from midalign.records import AnalysisRecord
+from midalign.representations import num_blocks
 from midalign.select import select_layer
 from midalign.tables import layer_summary, pairs_frame, per_language_frame
 
@@ -37,78 +36,6 @@ CSV_ROW_LIMIT = 3_000_000
 RESULT_FILES = ("selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv")
 
 
-@dataclass
-class AnalyzeConfig:
-    """Cache per-layer pooled hidden states of parallel sentences, score every directed language pair at every
-    layer (retrieval accuracy, margin retrieval, cosine alignment) and pick the layer where languages align best.
-    Layer 0 is the embedding output, layer i the residual stream after block i."""
-
-    model: str | None = field(
-        default=None, metadata={"help": "Hub id or local HF folder; default: the embedded gemma-3-270m (offline)."}
-    )
-    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
-    langs: list[str] = field(
-        default_factory=lambda: ["udhr48"],
-        metadata={
-            "help": "Language codes or aliases (eng_Latn, de, zh-Hant), a preset ("
-            + ", ".join(PRESETS)
-            + "), or 'all' for every language of the corpus."
-        },
-    )
-    dataset: str = field(
-        default="udhr",
-        metadata={"help": "udhr (bundled), a local FLORES+-layout folder, or a hub id (openlanguagedata/flores_plus)."},
-    )
-    split: str | None = field(
-        default=None, metadata={"help": "Split; default: devtest for FLORES+, train (its only one) for UDHR."}
-    )
-    max_sentences: int | None = field(default=None, metadata={"help": "Use only the first N parallel sentences."})
-    batch_size: int = field(default=32, metadata={"help": "Sentences per forward (does not change the numbers)."})
-    max_length: int = field(default=512, metadata={"help": "Truncate sentences to this many tokens (with a warning)."})
-    device: str = field(
-        default="auto",
-        metadata={"help": "auto, cpu, cuda, cuda:N or mps; under a multi-process launch, each process's own device."},
-    )
-    device_map: str | None = field(
-        default=None,
-        metadata={
-            "help": "Spread a model too large for one GPU over all visible GPUs (and CPU memory): auto, balanced or "
-            "sequential, passed to from_pretrained; one process only. Default: the whole model on --device."
-        },
-    )
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = field(
-        default="auto", metadata={"help": "Model dtype; auto = bf16 on a capable GPU, else fp32."}
-    )
-    pooling: Pooling = field(
-        default="mean",
-        metadata={"help": "mean = masked mean over all real tokens incl. special ones (the paper's); see README."},
-    )
-    center: bool = field(default=False, metadata={"help": "Subtract each language's mean vector before scoring."})
-    margin_k: int = field(default=4, metadata={"help": "Neighbours k of the ratio-margin retrieval (LASER: 4)."})
-    select_metric: Literal["retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap"] = field(
-        default="retrieval_acc", metadata={"help": "Metric whose mean over pairs picks the layer."}
-    )
-    out: str = field(default="runs/analyze", metadata={"help": "Output directory."})
-    cache_dir: str | None = field(
-        default=None, metadata={"help": "Hidden-state cache; default OUT/cache. Share it between runs to reuse."}
-    )
-    overwrite: bool = field(default=False, metadata={"help": "Recompute cached states instead of reusing them."})
-    figures: bool = field(default=True, metadata={"help": "Draw the PNG figures (--figures false to skip)."})
-
-    def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise MidalignError(f"unknown pooling {self.pooling!r}; choose from {', '.join(POOLINGS)}")
-        for name in ("batch_size", "max_length", "margin_k"):
-            if getattr(self, name) < 1:
-                raise MidalignError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.max_sentences is not None and self.max_sentences < 2:
-            raise MidalignError("--max-sentences must be at least 2: retrieval needs candidates to choose from")
-        if not self.langs:
-            raise MidalignError("--langs is empty")
-        if self.device_map is not None and self.device_map not in DEVICE_MAPS:
-            raise MidalignError(f"unknown --device-map {self.device_map!r}; choose from {', '.join(DEVICE_MAPS)}")
-
-
 def requested_languages(langs: Sequence[str], dataset: str, split: str | None) -> list[str] | None:
     """Expand presets and 'all' (None = every language of the corpus)."""
     if list(langs) == ["all"]:
@@ -119,10 +46,10 @@ def requested_languages(langs: Sequence[str], dataset: str, split: str | None) -
     return expanded
 
 
-def _metrics_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def _resolve_device(device: str) -> torch.device:
+    from midalign.models import resolve_device  # models imports transformers: only once work starts
+
+    return resolve_device(device)
 
 
 def write_tables(out: Path, matrices: dict, languages: list[str], layers: list[int], n_sentences: int) -> pd.DataFrame:
@@ -171,6 +98,7 @@ def run(config: AnalyzeConfig) -> dict:
     state = distributed.process_state(config.device)
     device = _process_device(config, state)
     out = prepare_output_dir(config.out)
+    _check_output(out, config)  # before any long work
     cache = StateCache(Path(config.cache_dir) if config.cache_dir else out / "cache")  # fails before long work
     wanted = requested_languages(config.langs, config.dataset, config.split)
     corpus = load_parallel(config.dataset, wanted, config.split, config.max_sentences)
@@ -182,22 +110,21 @@ def run(config: AnalyzeConfig) -> dict:
     )
     max_length = clamp_max_length(config.max_length, model)  # what the cache key records: it changes the numbers
     identity = model_identity(model)
-    n_layers = num_layers(model)
+    n_blocks = num_blocks(model)
     dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
     if state.is_main_process:
         for name in RESULT_FILES:
             (out / name).unlink(missing_ok=True)
         for figure in (out / "figures").glob("*.png"):  # figures of the earlier run would outlive it otherwise
             figure.unlink()
-        write_config(
-            out,
+        record = AnalysisRecord.create(
             config,
             model_identity=identity,
             languages=languages,
             split=corpus.split,
             n_sentences=len(corpus.ids),
             max_length=max_length,
-            n_layers=n_layers,
+            n_blocks=n_blocks,
             dtype=dtype_name,
             device=str(next(model.parameters()).device),
             device_map=_device_map_summary(model),
@@ -205,15 +132,16 @@ def run(config: AnalyzeConfig) -> dict:
             cache_dir=str(cache.root),
             n_directed_pairs=len(languages) * (len(languages) - 1),
         )
-    overwrite = config.overwrite
+        record.save(out)
+    recompute = config.recompute
     if state.num_processes > 1:
         from midalign.shard import extract_sharded
 
         keys = cache_keys(corpus, identity, dtype_name, config.pooling, max_length)
         extract_sharded(
-            state, model, tokenizer, corpus, cache, keys, config.pooling, max_length, config.batch_size, overwrite
+            state, model, tokenizer, corpus, cache, keys, config.pooling, max_length, config.batch_size, recompute
         )
-        overwrite = False  # every entry was just written; the main process reads them back below
+        recompute = False  # every entry was just written; the main process reads them back below
         if not state.is_main_process:
             del model
             distributed.barrier(state)  # the main process scores and writes the results
@@ -231,14 +159,40 @@ def run(config: AnalyzeConfig) -> dict:
             config.pooling,
             max_length,
             config.batch_size,
-            overwrite,
+            recompute,
         )
         del model  # the metrics need the memory more than the model now
-        return _score_and_write(config, out, states, corpus, identity, n_layers, started)
+        return _score_and_write(config, out, states, corpus, identity, n_blocks, started)
     finally:
         # Reached also when the main process fails, so that the others stop now rather than at the timeout (they
         # then find no selection.json and say so).
         distributed.barrier(state)
+
+
+# Options that change an analysis's numbers: a finished analysis in OUT made with others is only replaced with
+# --overwrite (the same settings rerun in place, reusing the cache).
+NUMBER_OPTIONS = ("model", "revision", "langs", "dataset", "split", "max_sentences", "max_length", "dtype", "pooling",
+                  "center", "margin_k", "select_metric")  # fmt: skip
+
+
+def same_analysis(record: AnalysisRecord, config: AnalyzeConfig) -> bool:
+    """Whether a recorded analysis was made with the options that change the numbers of `config`."""
+    return all(getattr(record.config, name) == getattr(config, name) for name in NUMBER_OPTIONS)
+
+
+def _check_output(out: Path, config: AnalyzeConfig) -> None:
+    if config.overwrite or not (out / "selection.json").is_file():
+        return
+    try:
+        earlier = AnalysisRecord.load(out)
+    except MidalignError:
+        return  # no readable record beside it: an interrupted run, replaced as before
+    if not same_analysis(earlier, config):
+        changed = [name for name in NUMBER_OPTIONS if getattr(earlier.config, name) != getattr(config, name)]
+        raise MidalignError(
+            f"{out} already holds an analysis with other settings ({', '.join(changed)}); pass --overwrite to "
+            "replace it, or choose another --out"
+        )
 
 
 def _device_map_summary(model) -> dict[str, int] | None:
@@ -250,14 +204,14 @@ def _device_map_summary(model) -> dict[str, int] | None:
 
 
 def _score_and_write(
-    config: AnalyzeConfig, out: Path, states: dict, corpus, identity: str, n_layers: int, started: float
+    config: AnalyzeConfig, out: Path, states: dict, corpus, identity: str, n_blocks: int, started: float
 ) -> dict:
     """Score every directed pair at every layer, pick the layer, write tables, selection and figures."""
     languages = corpus.languages
-    layers = list(range(n_layers + 1))
+    layers = list(range(n_blocks + 1))
     metric_start = time.perf_counter()
     matrices = all_layer_metrics(
-        states, languages, layers, config.margin_k, config.center, _metrics_device(config.device)
+        states, languages, layers, config.margin_k, config.center, _resolve_device(config.device)
     )
     logger.info(
         "metrics for %d directed pairs x %d layers in %.1f s",
@@ -266,7 +220,7 @@ def _score_and_write(
         time.perf_counter() - metric_start,
     )
     write_tables(out, matrices, languages, layers, len(corpus.ids))
-    selection = select_layer(matrices, layers, n_layers, config.select_metric)
+    selection = select_layer(matrices, layers, n_blocks, config.select_metric)
     selection.update(model=identity, dataset=config.dataset, split=corpus.split, pooling=config.pooling)
     selection["languages"] = languages
     (out / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
@@ -274,7 +228,7 @@ def _score_and_write(
     logger.info(
         "selected layer %d of %d (mean %s %.3f; runner-up %s)",
         selection["layer"],
-        n_layers,
+        n_blocks,
         config.select_metric,
         selection["score"],
         "none" if runner is None else f"layer {runner['layer']} at {runner['score']:.3f}",

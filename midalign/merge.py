@@ -22,17 +22,19 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import pandas as pd
 import torch
 from peft import LoraConfig, load_peft_weights
 from peft.utils.other import get_pattern_key
 
-from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
+from midalign.cli import parse_config, prepare_output_dir, run_main
 from midalign.errors import MidalignError
+from midalign.options import MAX_NEW_TOKENS, MergeConfig
+from midalign.records import MergeRecord, TrainingRecord, adapter_run
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class Adapter:
     config: LoraConfig
     modules: dict[str, Factors]
     extra: dict[str, torch.Tensor]  # modules_to_save copies
-    run: dict | None  # midalign's config.json next to the adapter folder (midalign-train's or -merge's OUT)
+    run: TrainingRecord | MergeRecord | None  # the midalign run that wrote it (midalign-train's or -merge's OUT)
 
     def scaling(self, module: str) -> float:
         """peft's s for `module`: alpha (alpha_pattern aware) over r, or over sqrt(r) with rsLoRA."""
@@ -73,7 +75,29 @@ class Adapter:
 
     @property
     def identity(self) -> str | None:
-        return ((self.run or {}).get("resolved") or {}).get("model_identity")
+        return self.run.resolved.model_identity if self.run is not None else None
+
+    @property
+    def layer(self) -> int | None:
+        return self.run.resolved.layer if self.run is not None else None
+
+    def languages(self, kind: str) -> list[str]:
+        """The languages its run trained on for `kind` (task or align); none where that loss was off."""
+        if self.run is None:
+            return []
+        resolved = self.run.resolved
+        if isinstance(self.run, TrainingRecord):  # a task-only run (--align-weight 0) lists unaligned languages
+            used = resolved.aligned if kind == "align" else resolved.n_task_examples > 0
+            if not used:
+                return []
+        return list(resolved.task_languages if kind == "task" else resolved.align_languages)
+
+    @property
+    def max_length(self) -> int | None:
+        """The token limit its alignment pairs had."""
+        if isinstance(self.run, TrainingRecord):
+            return self.run.resolved.align_max_length or self.run.config.align_max_length
+        return self.run.config.max_length if self.run is not None else None
 
 
 def _refuse_variants(config: LoraConfig, path: Path) -> None:
@@ -121,9 +145,7 @@ def load_adapter(path: str | Path) -> Adapter:
     if incomplete:
         raise MergeError(f"{path}: modules with only one LoRA factor: {incomplete[:3]}")
     modules = {module: Factors(p["kind"], p["A"], p["B"]) for module, p in parts.items()}
-    run_file = path.parent / "config.json"
-    run = json.loads(run_file.read_text()) if run_file.is_file() else None
-    return Adapter(path, config, modules, extra, run if isinstance(run, dict) and "resolved" in run else None)
+    return Adapter(path, config, modules, extra, adapter_run(path))
 
 
 def check_compatible(task: Adapter, align: Adapter) -> None:
@@ -236,22 +258,18 @@ class DevScorer:
 
         base, self.tokenizer = load_model(model_name, dtype=config.dtype, device=config.device)
         self.model = get_peft_model(base, copy.deepcopy(lora)).eval()
-        self.config, self.layer = config, config.layer or _resolved(align).get("layer")
+        self.config, self.layer = config, _layer(config, align)
         if self.layer is None:
             raise MergeError("--layer is needed: the alignment adapter's folder has no midalign config naming it")
-        run = align.run or {}  # runs before the split length limits recorded one `max_length`
-        limit = config.max_length or run.get("align_max_length") or run.get("max_length") or 512
+        limit = config.max_length or align.max_length or 512
         self.max_length = clamp_max_length(limit, base)
         self.corpus, self.dev, self.english = _dev_data(config, align)
         self.examples = self.metric = None
         if config.task:
-            from midalign.tasks import TaskOptions, recipe
+            from midalign.tasks import recipe
 
             self.recipe = recipe(config.task)
-            options = TaskOptions(config.task_data, config.task_split, config.task_langs, config.max_examples,
-                                  config.seed, config.cldr_kind, config.directions,
-                                  config.english or "eng_Latn")  # fmt: skip
-            self.examples = self.recipe.load_examples(options)
+            self.examples = self.recipe.load_examples(dataclasses.replace(config, english=self.english))
 
     def score(self, state: dict[str, torch.Tensor]) -> list[tuple[str, str, float]]:
         """(metric, language, value) rows; language `mean` is the mean over languages."""
@@ -281,7 +299,6 @@ class DevScorer:
         return rows
 
     def _task_rows(self) -> list[tuple[str, str, float]]:
-        from midalign.evaluate import MAX_NEW_TOKENS
         from midalign.generate import generate
         from midalign.tasks import by_language
 
@@ -296,17 +313,6 @@ class DevScorer:
         return rows + [(m, "mean", float(v)) for m, v in frame.groupby("metric", sort=False).value.mean().items()]
 
 
-def _resolved(adapter: Adapter) -> dict:
-    return (adapter.run or {}).get("resolved") or {}
-
-
-def _languages(adapter: Adapter, kind: str) -> list[str]:
-    """The languages an adapter's run trained on for `kind` (task or align); none where that loss was off."""
-    resolved = _resolved(adapter)
-    pattern = resolved.get("micro_step_pattern")  # a task-only run (--align-weight 0) lists unaligned languages
-    return [] if pattern is not None and kind not in "+".join(pattern) else resolved.get(f"{kind}_languages", [])
-
-
 def _dev_data(config: MergeConfig, align: Adapter):
     """(multi-way corpus, pair corpus, English) the weights are scored on, one of the first two None: a pair
     corpus's dev split, or the parallel sentences a multi-way run held out (else a hashed split)."""
@@ -314,22 +320,34 @@ def _dev_data(config: MergeConfig, align: Adapter):
     from midalign.data import load_parallel
     from midalign.train_data import first_pairs_by_hash, heldout_split
 
-    run, resolved = align.run or {}, _resolved(align)
-    source = config.align_data or run.get("align_data") or "udhr"
-    langs = config.align_langs or resolved.get("align_languages") or []
-    english = config.english or resolved.get("english") or "eng_Latn"
+    trained = align.run if isinstance(align.run, TrainingRecord) else None
+    recorded = trained.config.align_data if trained is not None else None
+    source = config.align_data or recorded or "udhr"
+    langs = config.align_langs or align.languages("align")
+    english = _english(config, align)
     if not langs:
         raise MergeError("--align-langs is needed: the alignment adapter's folder has no midalign config naming them")
     if is_pair_source(source):
         return None, first_pairs_by_hash(read_pair_source(source, langs, DEV_SPLIT, english), DEV_PAIRS), english
-    split = resolved.get("align_split") if source == run.get("align_data") else None
+    split = trained.resolved.align_split if trained is not None and source == recorded else None
     corpus = load_parallel(source, [english, *[lang for lang in langs if lang != english]], split)
-    ids = set(resolved.get("heldout_ids") or []) if source == run.get("align_data") else set()
+    ids = set(trained.resolved.heldout_ids) if trained is not None and source == recorded else set()
     rows = [i for i, sentence_id in enumerate(corpus.ids) if str(sentence_id) in ids]
     if not rows:
         logger.warning("no held-out ids recorded for %s: scoring a hashed 20%% of its sentences", source)
         rows = heldout_split(corpus.ids, 0.2)[1]
     return corpus.select(rows), None, corpus.languages[0]
+
+
+def _layer(config: MergeConfig, align: Adapter) -> int | None:
+    """The aligned layer: --layer, else (auto) the alignment run's."""
+    return align.layer if config.layer == "auto" else int(config.layer)
+
+
+def _english(config: MergeConfig, align: Adapter) -> str:
+    """The pivot: --english, else the alignment run's, else eng_Latn."""
+    trained = align.run.resolved.english if isinstance(align.run, TrainingRecord) else None
+    return config.english or trained or "eng_Latn"
 
 
 def choose(sweep: pd.DataFrame, primary: str, secondary: str | None) -> tuple[float, float]:
@@ -343,67 +361,8 @@ def choose(sweep: pd.DataFrame, primary: str, secondary: str | None) -> tuple[fl
 
 
 # ---- command -----------------------------------------------------------------------------------------------------
-def _floats(values: Sequence[str], flag: str) -> list[float]:
-    try:
-        return [float(v) for text in values for v in str(text).split(",") if v.strip()]
-    except ValueError as error:
-        raise MidalignError(f"{flag}: {error}") from error
-
-
-@dataclass
-class MergeConfig:
-    """Merge a task LoRA and a separately trained alignment LoRA of the same base model into one peft adapter whose
-    update is exactly w_task * dW_task + w_align * dW_align (rank concatenation); optionally pick w_align by a dev
-    sweep (held-out retrieval at the aligned layer, and a task metric) and fold the result into the base weights."""
-
-    task_adapter: str = field(metadata={"help": "The task LoRA folder (midalign-train's OUT/adapter)."})
-    align_adapter: str = field(metadata={"help": "The alignment LoRA folder, trained on the same base model."})
-    task_weight: float = field(default=1.0, metadata={"help": "w_task."})
-    align_weight: float = field(default=1.0, metadata={"help": "w_align (without --sweep)."})
-    sweep: list[str] = field(default_factory=list, metadata={"help": "w_align values to try, e.g. 0,0.25,0.5,1."})
-    sweep_task: list[str] = field(
-        default_factory=list, metadata={"help": "w_task values for a grid (default: w_task)."}
-    )
-    select: Literal["auto", "task", "retrieval"] = field(
-        default="auto", metadata={"help": "Sweep criterion: auto = the task metric with --task, else retrieval."}
-    )
-    fold: bool = field(default=False, metadata={"help": "Also merge into the base weights and save OUT/model."})
-    model: str | None = field(default=None, metadata={"help": "Base model (default: the adapters' training model)."})
-    layer: int | None = field(default=None, metadata={"help": "Aligned layer (default: the alignment run's)."})
-    align_data: str | None = field(default=None, metadata={"help": "Parallel corpus (default: the alignment run's)."})
-    align_langs: list[str] = field(default_factory=list, metadata={"help": "Retrieval languages (default: its run's)."})
-    english: str | None = field(default=None, metadata={"help": "Pivot language (default: the alignment run's)."})
-    max_length: int | None = field(default=None, metadata={"help": "Token limit (default: the alignment run's)."})
-    task: str | None = field(default=None, metadata={"help": "Task recipe for the sweep's task metric (e.g. cldr)."})
-    task_data: str | None = field(default=None, metadata={"help": "Task source (default: the recipe's)."})
-    task_split: str = field(default="dev", metadata={"help": "Split of the task data scored in the sweep."})
-    task_langs: list[str] = field(default_factory=list, metadata={"help": "Task languages scored in the sweep."})
-    task_metric: str | None = field(default=None, metadata={"help": "Task metric to maximise (default: the first)."})
-    max_examples: int | None = field(default=20, metadata={"help": "Task examples per language in the sweep."})
-    cldr_kind: str = field(default="date_long", metadata={"help": "cldr: what to localize."})
-    directions: list[str] = field(
-        default_factory=lambda: ["x2en", "en2x"], metadata={"help": "translation: x2en and/or en2x."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of generated task data (cldr)."})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "Answer length limit (default per task)."})
-    batch_size: int = field(default=16, metadata={"help": "Sentences or prompts per forward."})
-    dtype: Literal["auto", "fp32", "bf16"] = field(
-        default="auto", metadata={"help": "Weights' dtype for the sweep and --fold."}
-    )
-    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={"help": "auto, cpu or cuda."})
-    overwrite: bool = field(default=False, metadata={"help": "Replace an earlier merge in OUT."})
-    out: str = field(default="runs/merge", metadata={"help": "Output directory."})
-
-    def __post_init__(self) -> None:
-        self.sweep, self.sweep_task = _floats(self.sweep, "--sweep"), _floats(self.sweep_task, "--sweep-task")
-        if self.select == "task" and not self.task:
-            raise MidalignError("--select task needs --task")
-        if self.batch_size < 1:
-            raise MidalignError("--batch-size must be at least 1")
-
-
-def run(config: MergeConfig) -> dict:
-    """Merge (after a sweep, if asked) into `config.out`; return the resolved settings (also in OUT/config.json)."""
+def run(config: MergeConfig) -> MergeRecord:
+    """Merge (after a sweep, if asked) into `config.out`; return the run's record (also in OUT/config.json)."""
     started = time.perf_counter()
     out = prepare_output_dir(config.out)
     earlier = [name for name in ("adapter", "model", "sweep.csv") if (out / name).exists()]
@@ -411,10 +370,10 @@ def run(config: MergeConfig) -> dict:
         raise MidalignError(f"{out} already holds a merge ({', '.join(earlier)}); pass --overwrite")
     task, align = load_adapter(config.task_adapter), load_adapter(config.align_adapter)
     check_compatible(task, align)
-    model_name = config.model or (task.run["model"] if task.run else task.config.base_model_name_or_path)
-    resolved = {"task_languages": sorted({*_languages(task, "task"), *_languages(align, "task")}),
-                "align_languages": sorted({*_languages(task, "align"), *_languages(align, "align")})}  # fmt: skip
-    resolved.update(model_identity=task.identity or align.identity, layer=config.layer or _resolved(align).get("layer"))
+    model_name = config.model or (task.run.config.model if task.run else task.config.base_model_name_or_path)
+    resolved = {"task_languages": sorted({*task.languages("task"), *align.languages("task")}),
+                "align_languages": sorted({*task.languages("align"), *align.languages("align")})}  # fmt: skip
+    resolved.update(model_identity=task.identity or align.identity, layer=_layer(config, align))
     chosen = (config.task_weight, config.align_weight)
     if config.sweep:
         scorer = DevScorer(config, model_name, merge(task, align, *chosen)[0], align)
@@ -454,9 +413,10 @@ def run(config: MergeConfig) -> dict:
         folded.save_pretrained(str(out / "model"))
         tokenizer.save_pretrained(str(out / "model"))
     resolved["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_config(out, dataclasses.replace(config, model=model_name), **resolved)
+    record = MergeRecord.create(dataclasses.replace(config, model=model_name), **resolved)
+    record.save(out)
     logger.info("merged adapter (r %d, w_task %g, w_align %g) in %s", lora.r, *chosen, out / "adapter")
-    return resolved
+    return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:

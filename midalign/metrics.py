@@ -144,7 +144,7 @@ def all_layer_metrics(
     center: bool = False,
     device: str | torch.device = "cpu",
 ) -> dict[str, np.ndarray]:
-    """Every metric as [n_layers, n_langs, n_langs] from per-language arrays [N, L + 1, H]."""
+    """Every metric as [len(layers), n_langs, n_langs] from per-language arrays [N, L + 1, H]."""
     results = {name: np.empty((len(layers), len(languages), len(languages)), dtype=np.float32) for name in METRICS}
     workspace = Workspace()
     for position, layer in enumerate(tqdm(layers, desc="metrics", unit="layer", leave=False)):

@@ -11,16 +11,14 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from midalign import distributed, train_data, train_eval
 from midalign.align_data import (
-    DEV_PAIRS,
     DEV_SPLIT,
     PairCorpus,
     from_parallel,
@@ -28,26 +26,16 @@ from midalign.align_data import (
     is_pair_source,
     read_pair_source,
 )
-from midalign.cli import parse_config, prepare_output_dir, run_main, write_config
+from midalign.cli import parse_config, prepare_output_dir, run_main
 from midalign.data import ParallelCorpus, available_languages, load_parallel
 from midalign.errors import MidalignError
 from midalign.languages import resolve_language, resolve_languages
-from midalign.representations import LayerOutOfRangeError, num_layers
-from midalign.trainer import ALIGN_ONLY_LR, TASK_LR, default_lr
+from midalign.options import DEFAULT_UNSEEN_LANGS, AnalyzeConfig, TrainConfig, default_lr
+from midalign.records import RECORD_FILE, AnalysisRecord, TrainingRecord
+from midalign.representations import LayerOutOfRangeError, num_blocks
 
 logger = logging.getLogger(__name__)
 
-# Four high- or medium-resource and four low-resource languages, in six scripts; all in the gettext corpus (the
-# low-resource ones with 230-730 pairs, resampled to --pairs-per-language) and in UDHR.
-DEFAULT_ALIGN_LANGS = ["deu_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva", "kat_Geor", "swh_Latn", "zul_Latn", "amh_Ethi"]
-DEFAULT_PAIRS_PER_LANGUAGE = 1000
-# Evaluated by default besides the aligned languages (the paper's "unseen" group: never aligned): 26 UDHR
-# languages in 14 scripts, high- to low-resource; aligned ones among them move to group "aligned".
-DEFAULT_UNSEEN_LANGS = [
-    "fra_Latn", "spa_Latn", "ita_Latn", "nld_Latn", "pol_Latn", "ces_Latn", "swe_Latn", "fin_Latn", "hun_Latn",
-    "tur_Latn", "vie_Latn", "ind_Latn", "eus_Latn", "cym_Latn", "hau_Latn_NG", "ibo_Latn", "ukr_Cyrl", "bul_Cyrl",
-    "ell_Grek", "heb_Hebr", "pes_Arab", "ben_Beng", "tam_Taml", "jpn_Jpan", "kor_Hang", "hye_Armn",
-]  # fmt: skip
 # Fields that may change between an interrupted run and its --resume without changing the numbers.
 RESUME_FREE = {
     "resume", "overwrite", "out", "device", "save_every", "keep_checkpoints", "eval_batch_size", "eval", "cache_dir",
@@ -56,194 +44,6 @@ OUTPUTS = (
     "checkpoints", "adapter", "best", "steps.csv", "dev.csv", "eval_before.csv", "eval_after.csv", "eval_hits.parquet",
     "eval_summary.csv",
 )  # fmt: skip
-
-
-@dataclass
-class TrainConfig:
-    """LoRA fine-tuning of a causal LM on a task (prompt -> completion) plus a contrastive alignment loss on
-    X<->English parallel sentences at layer k, the layer where the model's languages align best (picked by
-    midalign-analyze, or given). Without --task-data it trains an alignment-only adapter. Layer 0 is the
-    embedding output, layer k the residual stream after block k."""
-
-    model: str | None = field(
-        default=None, metadata={"help": "Hub id or local HF folder; default: the embedded gemma-3-270m (offline)."}
-    )
-    revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
-    task_data: str | None = field(
-        default=None,
-        metadata={
-            "help": "JSONL file or `datasets` source with prompt, completion (and optional language) fields; "
-            "omit for alignment-only training."
-        },
-    )
-    task_split: str = field(default="train", metadata={"help": "Split of a `datasets` task source."})
-    align_data: str = field(
-        default="gettext",
-        metadata={
-            "help": "Alignment pairs: gettext (bundled, X<->English UI sentences from 18 software packages), a pair "
-            "source (id, text, en columns) or a multi-way corpus (udhr, a FLORES+-layout folder or hub id)."
-        },
-    )
-    align_split: str | None = field(
-        default=None, metadata={"help": "Split of the alignment data (default: train, or a multi-way corpus's own)."}
-    )
-    align_langs: list[str] = field(
-        default_factory=lambda: list(DEFAULT_ALIGN_LANGS),
-        metadata={"help": "Languages paired with English for the alignment loss (codes or aliases)."},
-    )
-    english: str = field(default="eng_Latn", metadata={"help": "The pivot language every pair shares."})
-    max_sentences: int | None = field(
-        default=None, metadata={"help": "Multi-way alignment corpus: use only the first N parallel sentences."}
-    )
-    heldout_fraction: float = field(
-        default=0.2,
-        metadata={
-            "help": "Multi-way alignment corpus: share of sentences (chosen by hashing their ids) held out of training "
-            "as the dev set (a pair corpus has a dev split)."
-        },
-    )
-    pairs_per_language: int | None = field(
-        default=DEFAULT_PAIRS_PER_LANGUAGE,
-        metadata={"help": "Resample each language's training pairs to N (0 = all of them, unbalanced)."},
-    )
-    dev_pairs: int = field(
-        default=DEV_PAIRS,
-        metadata={"help": "Dev pairs per language scored for early stopping (the first N by id hash)."},
-    )
-    eval_every: int = field(
-        default=20,
-        metadata={
-            "help": "Score dev retrieval at the aligned layer every N optimizer steps and keep the best adapter "
-            "(0 = never: the adapter is the last step's)."
-        },
-    )
-    patience: int = field(
-        default=3, metadata={"help": "Stop after N dev scores without improvement (0 = train to the end)."}
-    )
-    eval_data: str | None = field(
-        default=None,
-        metadata={
-            "help": "Multi-way corpus for retrieval before/after at every layer (default: udhr when the alignment "
-            "data is a pair corpus, else its held-out sentences); 'none' skips it."
-        },
-    )
-    eval_split: str | None = field(default=None, metadata={"help": "Split of --eval-data (default: its own)."})
-    eval_langs: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Languages evaluated against English: the aligned ones are group 'aligned', the rest 'unseen' "
-            "(default: the alignment languages plus 20 never aligned, where --eval-data has them)."
-        },
-    )
-    analysis: str | None = field(
-        default=None, metadata={"help": "A midalign-analyze output folder whose selection.json gives the layer."}
-    )
-    layer: str = field(
-        default="auto",
-        metadata={
-            "help": "auto: the layer of --analysis, else run the analysis on the alignment languages into "
-            "OUT/analysis first; or an integer 1..L."
-        },
-    )
-    mode: Literal["alternate", "weighted"] = field(
-        default="alternate",
-        metadata={"help": "alternate task and alignment micro-batches (the paper) or add w * align to each step."},
-    )
-    align_weight: float = field(
-        default=1.0, metadata={"help": "Weight w of the alignment loss; 0 with task data = task-only baseline."}
-    )
-    temperature: float = field(default=0.1, metadata={"help": "InfoNCE temperature."})
-    symmetric: bool = field(default=False, metadata={"help": "Average the loss over both retrieval directions."})
-    gather_negatives: bool = field(
-        default=False,
-        metadata={
-            "help": "Under several processes, score each English sentence against every process's alignment pairs "
-            "(the global micro-batch) instead of its own process's (the default, as the paper's per-device batches)."
-        },
-    )
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
-    target_modules: list[str] | None = field(
-        default=None,
-        metadata={"help": "Module names to adapt; default: every projection in the blocks (q,k,v,o,gate,up,down)."},
-    )
-    lr: float | None = field(
-        default=None,
-        metadata={
-            "help": f"Peak learning rate (AdamW, weight decay 0); default {TASK_LR:g} with task data (the paper), "
-            f"{ALIGN_ONLY_LR:g} for alignment only (5e-4 lowered dev retrieval there: analysis/align_gettext)."
-        },
-    )
-    warmup_ratio: float = field(default=0.03, metadata={"help": "Warm-up share of the inverse-sqrt schedule."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
-    epochs: int = field(default=5, metadata={"help": "Epochs (each sees every task example and alignment pair)."})
-    batch_size: int = field(default=16, metadata={"help": "Task micro-batch size (per process)."})
-    align_batch_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "Alignment micro-batch size per process = in-batch negatives + 1 (default: --batch-size; times "
-            "the number of processes with --gather-negatives)."
-        },
-    )
-    embed_chunk: int = field(
-        default=8,
-        metadata={"help": "Alignment rows per forward, length-sorted to cut padding (0 = the whole batch at once)."},
-    )
-    grad_accum: int = field(
-        default=1,
-        metadata={
-            "help": "Micro-steps per optimizer step; effective batch = batch x grad_accum x processes (the paper: 128)."
-        },
-    )
-    task_max_length: int = field(default=256, metadata={"help": "Cut task examples to this many tokens."})
-    align_max_length: int = field(
-        default=128,
-        metadata={"help": "Leave out alignment pairs with a side longer than this many tokens (counted, never cut)."},
-    )
-    eval_max_length: int = field(default=512, metadata={"help": "Cut evaluation sentences to this many tokens."})
-    max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps."})
-    dtype: Literal["auto", "fp32", "bf16"] = field(
-        default="auto", metadata={"help": "auto = bf16 autocast on a capable GPU, else fp32."}
-    )
-    device: Literal["auto", "cpu", "cuda"] = field(
-        default="auto", metadata={"help": "auto, cpu or cuda (pick GPUs with CUDA_VISIBLE_DEVICES)."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of LoRA init, dropout, shuffling and resampling."})
-    save_every: int = field(default=100, metadata={"help": "Checkpoint every N optimizer steps (and at the end)."})
-    keep_checkpoints: int = field(default=2, metadata={"help": "Keep the newest N checkpoints."})
-    resume: bool = field(default=False, metadata={"help": "Continue from OUT's newest checkpoint."})
-    overwrite: bool = field(default=False, metadata={"help": "Delete OUT's earlier training outputs first."})
-    eval: bool = field(default=True, metadata={"help": "Retrieval on --eval-data before and after training."})
-    cache_dir: str | None = field(
-        default=None,
-        metadata={"help": "State cache for the base model's evaluation states (shared with midalign-analyze)."},
-    )
-    eval_batch_size: int = field(default=16, metadata={"help": "Sentences per evaluation forward."})
-    out: str = field(default="runs/train", metadata={"help": "Output directory."})
-
-    def __post_init__(self) -> None:
-        if self.layer != "auto" and not self.layer.lstrip("-").isdigit():
-            raise MidalignError(f"--layer must be 'auto' or an integer, got {self.layer!r}")
-        positive = ("lora_r", "epochs", "batch_size", "grad_accum", "task_max_length", "align_max_length",
-                    "eval_max_length", "save_every", "keep_checkpoints", "dev_pairs")  # fmt: skip
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise MidalignError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.eval_every < 0 or self.patience < 0:
-            raise MidalignError("--eval-every and --patience must be 0 (off) or positive")
-        if self.pairs_per_language is not None and self.pairs_per_language < 0:
-            raise MidalignError("--pairs-per-language must be 0 (all) or positive")
-        if self.embed_chunk < 0:
-            raise MidalignError("--embed-chunk must be 0 (off) or positive")
-        if self.align_batch_size is not None and self.align_batch_size < 2:
-            raise MidalignError("--align-batch-size must be at least 2: in-batch negatives need a second pair")
-        if self.temperature <= 0 or (self.lr is not None and self.lr <= 0):
-            raise MidalignError("--temperature and --lr must be positive")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise MidalignError("--max-steps must be at least 1")
-        if not 0 <= self.lora_dropout < 1 or not 0 <= self.warmup_ratio < 1:
-            raise MidalignError("--lora-dropout and --warmup-ratio must be in [0, 1)")
 
 
 def _check_output(out: Path, config: TrainConfig, delete: bool = True) -> None:
@@ -255,10 +55,10 @@ def _check_output(out: Path, config: TrainConfig, delete: bool = True) -> None:
             shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
         return
     if config.resume:
-        saved_path = out / "config.json"
-        if saved_path.exists():
-            saved = json.loads(saved_path.read_text())
-            changed = [k for k, v in asdict(config).items() if k not in RESUME_FREE and saved.get(k, v) != v]
+        if (out / RECORD_FILE).exists():
+            saved = TrainingRecord.load(out).config
+            changed = [f.name for f in fields(config) if f.name not in RESUME_FREE
+                       and getattr(saved, f.name) != getattr(config, f.name)]  # fmt: skip
             if changed:
                 raise MidalignError(f"--resume with a changed config ({', '.join(changed)}); use the original values")
         return
@@ -266,15 +66,16 @@ def _check_output(out: Path, config: TrainConfig, delete: bool = True) -> None:
         raise MidalignError(f"{out} already holds a training run ({', '.join(earlier)}); pass --resume or --overwrite")
 
 
-def _same_analysis(folder: Path, wanted) -> bool:
+def _finished_analysis(folder: Path, wanted: AnalyzeConfig) -> bool:
     """Whether `folder` holds a finished analysis made with the settings that change its numbers."""
-    try:
-        saved = json.loads((folder / "config.json").read_text())
-        json.loads((folder / "selection.json").read_text())
-    except (OSError, ValueError):
+    from midalign.analyze import same_analysis
+
+    if not (folder / "selection.json").is_file():
         return False
-    keys = ("model", "revision", "langs", "dataset", "split", "max_sentences", "max_length", "dtype", "pooling")
-    return all(saved.get(key) == getattr(wanted, key) for key in keys)
+    try:
+        return same_analysis(AnalysisRecord.load(folder), wanted)
+    except MidalignError:
+        return False
 
 
 def resolve_layer(
@@ -290,7 +91,7 @@ def resolve_layer(
     else:
         path = out / "analysis" / "selection.json"
         source = f"selection.json of the analysis this run made in {path.parent}"
-        from midalign.analyze import AnalyzeConfig, run
+        from midalign import analyze
 
         wanted = AnalyzeConfig(
             model=config.model,
@@ -306,11 +107,11 @@ def resolve_layer(
             figures=False,
         )
         # Decided by the main process alone: under a multi-process launch every process must take the same branch.
-        if distributed.broadcast(distributed.process_state(config.device), _same_analysis(path.parent, wanted)):
+        if distributed.broadcast(distributed.process_state(config.device), _finished_analysis(path.parent, wanted)):
             logger.info("reusing the analysis in %s", path.parent)
         else:
             logger.info("--layer auto without --analysis: analysing %d languages of %s first", len(langs), dataset)
-            run(wanted)
+            analyze.run(replace(wanted, overwrite=True))
     if not path.is_file():
         raise MidalignError(f"--layer auto: {path} not found; is {path.parent} a midalign-analyze output folder?")
     selection = json.loads(path.read_text())
@@ -323,10 +124,10 @@ def resolve_layer(
     return int(selection["layer"]), how, selection.get("model")
 
 
-def check_layer(layer: int, n_layers: int) -> None:
+def check_layer(layer: int, n_blocks: int) -> None:
     """The alignment layer must be a block output 1..L (layer 0, the embeddings, has no LoRA weights below it)."""
-    if not 1 <= layer <= n_layers:
-        raise LayerOutOfRangeError(f"--layer {layer} out of range: this model has {n_layers} blocks, so 1..{n_layers}")
+    if not 1 <= layer <= n_blocks:
+        raise LayerOutOfRangeError(f"--layer {layer} out of range: this model has {n_blocks} blocks, so 1..{n_blocks}")
 
 
 @dataclass
@@ -398,8 +199,8 @@ def load_alignment_data(config: TrainConfig) -> AlignmentData:
     return AlignmentData(train, dev, dev_source, heldout_ids, evaluation, groups)
 
 
-def run(config: TrainConfig) -> dict:
-    """Train into `config.out`; return the resolved settings (also written to OUT/config.json)."""
+def run(config: TrainConfig) -> TrainingRecord:
+    """Train into `config.out`; return the run's record (also written to OUT/config.json)."""
     from accelerate.utils import set_seed
 
     from midalign.early_stopping import DevMonitor
@@ -428,8 +229,8 @@ def run(config: TrainConfig) -> dict:
     # micro-step: 68 s vs 4 s); autocast runs the matmuls in bf16 either way, so keep the weights fp32 there.
     weights = "fp32" if resolve_device(config.device).type == "cpu" else precision
     model, tokenizer = load_model(config.model, dtype=weights, device="cpu", revision=config.revision)
-    n_layers = num_layers(model)
-    check_layer(layer, n_layers)
+    n_blocks = num_blocks(model)
+    check_layer(layer, n_blocks)
     task_max_length = clamp_max_length(config.task_max_length, model, "--task-max-length")
     align_max_length = clamp_max_length(config.align_max_length, model, "--align-max-length")
     eval_max_length = clamp_max_length(config.eval_max_length, model, "--eval-max-length")
@@ -447,7 +248,7 @@ def run(config: TrainConfig) -> dict:
     resolved = {
         "layer": layer,
         "layer_source": layer_source,
-        "n_layers": n_layers,
+        "n_blocks": n_blocks,
         "task_max_length": task_max_length,
         "align_max_length": align_max_length,
         "eval_max_length": eval_max_length,
@@ -472,18 +273,19 @@ def run(config: TrainConfig) -> dict:
         "trainable_parameters": trainable,
         "micro_steps_per_epoch": trainer.micro_per_epoch,
         "micro_step_pattern": ["+".join(kinds) for kinds in trainer.kinds],
+        "aligned": any("align" in kinds for kinds in trainer.kinds),
         "num_processes": state.num_processes,
-        "effective_batch": config.batch_size * config.grad_accum * state.num_processes,
+        "effective_batch": config.task_batch_size * config.grad_accum * state.num_processes,
         "negatives": "gathered from every process" if trainer.gather_negatives else "per process (in-batch)",
         "total_steps": trainer.total_steps,
         "warmup_steps": trainer.warmup,
     }
     if main:
-        write_config(out, config, **resolved)
+        TrainingRecord.create(config, **resolved).save(out)
     logger.info(
         "layer %d of %d (%s); %d alignment pairs, %d task examples; %d steps of %s over %d process(es)",
         layer,
-        n_layers,
+        n_blocks,
         layer_source,
         len(pair_features),
         resolved["n_task_examples"],
@@ -495,7 +297,7 @@ def run(config: TrainConfig) -> dict:
     evaluation = data.evaluation if main else None  # evaluated by the main process alone, on identical weights
 
     def evaluate(stage: str) -> dict[str, np.ndarray]:
-        layers = list(range(n_layers + 1))
+        layers = list(range(n_blocks + 1))
         logger.info(
             "evaluating %s: %d languages x %d sentences of %s at every layer",
             stage, len(evaluation.languages), len(evaluation.ids), evaluation.source,
@@ -537,7 +339,7 @@ def run(config: TrainConfig) -> dict:
         if main and monitor.best_step is not None:
             train_data.load_adapter_weights(unwrapped, out / "best")
     if not main:
-        return resolved
+        return TrainingRecord.create(config, **resolved)
     unwrapped.save_pretrained(str(out / "adapter"))
     if before_hits is not None:
         states = evaluate("after")
@@ -554,9 +356,10 @@ def run(config: TrainConfig) -> dict:
             for row in means.itertuples()
         }  # fmt: skip
     resolved.update(wall_seconds=round(time.perf_counter() - started, 1))
-    write_config(out, config, **resolved)
+    record = TrainingRecord.create(config, **resolved)
+    record.save(out)
     logger.info("done in %.1f s; adapter in %s", resolved["wall_seconds"], out / "adapter")
-    return resolved
+    return record
 
 
 def _cached_before(config, evaluation, model, tokenizer, identity, precision, max_length, autocast, evaluate):

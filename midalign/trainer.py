@@ -55,6 +55,7 @@ from transformers import get_inverse_sqrt_schedule
 
 from midalign import distributed, losses
 from midalign.errors import MidalignError
+from midalign.options import default_lr
 from midalign.representations import decoder_blocks, forward_layers, pool
 from midalign.train_data import CycledBatchSampler, collate_pairs, collate_task, load_adapter_weights, n_batches
 
@@ -64,17 +65,6 @@ STEP_COLUMNS = ("step", "epoch", "task_loss", "align_loss", "lr")
 STATE_FILE = "trainer_state.json"
 # MoE routers are Linear layers too, but the paper adapts attention and MLP projections only.
 _NOT_TARGETS = {"gate", "router", "lm_head"}
-
-
-TASK_LR = 5e-4  # the paper's, for task + alignment
-# Alignment-only pilot at block 11 (analysis/align_gettext/pilot): dev retrieval fell from 0.241 to 0.196 in 20
-# steps at 5e-4, and rose steadily at 1e-4 (0.241 -> 0.269 at step 40) and 3e-5 (-> 0.249).
-ALIGN_ONLY_LR = 1e-4
-
-
-def default_lr(has_task: bool) -> float:
-    """The peak learning rate when none is given: the paper's with task data, the measured one without."""
-    return TASK_LR if has_task else ALIGN_ONLY_LR
 
 
 class NonFiniteLossError(MidalignError):
@@ -153,7 +143,7 @@ class Trainer:
         self.gather_negatives = bool(getattr(config, "gather_negatives", False)) and n_processes > 1
         use_align = bool(pairs) and not (task and config.align_weight == 0)  # weight 0: the task-only baseline
         self.kinds = _pattern(config.mode, has_task=bool(task), has_align=use_align)
-        sizes = {"task": config.batch_size, "align": config.align_batch_size or config.batch_size}
+        sizes = {"task": config.task_batch_size, "align": config.align_batch_size or config.task_batch_size}
         data = {"task": task, "align": pairs if use_align else None}
         per_pass = {kind: n_batches(len(data[kind]), sizes[kind]) for kind in ("task", "align") if data[kind]}
         self.rounds = math.ceil(max(per_pass.values()) / n_processes)  # per process; the epoch covers them all
@@ -183,7 +173,7 @@ class Trainer:
         self.scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=self.warmup)
         if deepspeed:
             # accelerate sizes DeepSpeed's batch from prepared loaders; ours are sharded by our samplers instead.
-            self.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
+            self.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.task_batch_size
         # The loaders stay ours: accelerate's sharding would cut our cycled batch stream differently (it restarts
         # at the first batches to even out processes); batches are moved to the device in `_micro_batches`.
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)

@@ -55,7 +55,7 @@ from midalign.analyze import main as analyze_main
 from midalign.data import load_parallel
 from midalign.errors import MidalignError
 from midalign.runs import load_run
-from midalign.train import _same_analysis
+from midalign.train import _finished_analysis
 from midalign.train import main as train_main
 from tests.helpers import FLORES_LIKE, write_flores_layout
 from tests.reliability_helpers import (
@@ -235,7 +235,7 @@ def test_interrupted_rerun_never_pairs_its_config_with_older_results(
     # The first run's selection must not pass as this run's: midalign-train --layer auto reuses a folder whose
     # config.json matches and which has a selection.json, and load_run would read the old tables.
     wanted = AnalyzeConfig(model=str(tiny_model_dir), dataset=str(flores_dir), langs=["eng_Latn", "ell_Grek"])
-    assert not _same_analysis(out, wanted)
+    assert not _finished_analysis(out, wanted)
     with pytest.raises(MidalignError, match=r"selection\.json"):
         load_run(out)
 

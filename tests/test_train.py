@@ -119,7 +119,7 @@ def test_alternate_epochs_see_every_task_example_and_every_pair(tokenizer, tiny_
     model = attach_lora(tiny_model("llama", len(tokenizer)), 4, 8, 0.1, ["q_proj"])
     task = [{"input_ids": [1, 10 + i, 11], "labels": [-100, 10 + i, 11]} for i in range(5)]  # token 2 = example id
     pairs = [{"src_ids": [1, 5], "tgt_ids": [1, 6, 7], "row": i} for i in range(11)]
-    config = TrainConfig(model=str(tiny_model_dir), batch_size=2, align_batch_size=3, epochs=2, device="cpu")
+    config = TrainConfig(model=str(tiny_model_dir), task_batch_size=2, align_batch_size=3, epochs=2, device="cpu")
     trainer = Trainer(config, model, tokenizer, 2, task, pairs, tmp_path)
     assert trainer.rounds == 4  # max(ceil(5 / 2), ceil(11 / 3))
     seen = [{"task": [], "align": []} for _ in range(config.epochs)]

@@ -19,11 +19,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from midalign.errors import MidalignError
 
-TASKS = ("cldr", "massive", "translation", "entities")
+# The recipes' options are one of every command's option groups; re-exported here for the recipes.
+from midalign.options import TASKS as TASKS
+from midalign.options import TaskOptions as TaskOptions
+
 _MODULES = {"cldr": "cldr", "massive": "slots", "translation": "translation", "entities": "entities"}
 
 
@@ -33,7 +35,7 @@ class TaskError(MidalignError):
 
 @dataclass(frozen=True)
 class Example:
-    """One test item: the model reads `prompt` and should write `reference`; `meta` is recipe-specific."""
+    """One task item: the model reads `prompt` and should write `reference`; `meta` is recipe-specific."""
 
     id: str
     language: str
@@ -42,28 +44,9 @@ class Example:
     meta: dict = field(default_factory=dict)
 
 
-@dataclass
-class TaskOptions:
-    """What a recipe needs to build its examples (`midalign-evaluate` fills it from its flags)."""
-
-    source: str | None = None  # a file, folder or hub id; None = the recipe's default
-    split: str | None = None
-    langs: Sequence[str] = ()
-    max_examples: int | None = None  # per language
-    seed: int = 0
-    cldr_kind: str = "date_long"
-    directions: Sequence[str] = ("x2en", "en2x")
-    english: str = "eng_Latn"
-
-
-def options_from(config: Any) -> TaskOptions:
-    """TaskOptions from a command config with midalign-evaluate's task flags (`data`, `split`, `langs`, ...)."""
-    return TaskOptions(config.data, config.split, config.langs, config.max_examples, config.seed,
-                       config.cldr_kind, config.directions, config.english)  # fmt: skip
-
-
 def recipe(task: str) -> ModuleType:
-    """The module of a task recipe; each has `load_examples(TaskOptions)` and `score(examples, predictions)`."""
+    """The module of a task recipe: `load_examples(TaskOptions)` (any config with the task options) and
+    `score(examples, predictions)`."""
     if task not in _MODULES:
         raise TaskError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return importlib.import_module(f"midalign.tasks.{_MODULES[task]}")

@@ -152,9 +152,9 @@ def load_examples(options: TaskOptions) -> list[Example]:
     """Examples of each requested locale (default: every locale the source declares) from one split."""
     import datasets
 
-    source, split = options.source or MASSIVE, options.split or "test"
-    if options.langs:
-        locales = [massive_locale(lang) for lang in options.langs]
+    source, split = options.task_data or MASSIVE, options.task_split or "test"
+    if options.task_langs:
+        locales = [massive_locale(lang) for lang in options.task_langs]
     else:
         try:
             declared = datasets.get_dataset_config_names(source)
