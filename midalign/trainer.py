@@ -22,12 +22,11 @@ each stream (`CycledBatchSampler` shards), so `--batch-size` is per process and 
 batch x grad_accum x processes examples. The model is DDP-wrapped, but DDP's own gradient hooks never fire a
 reduction (every micro-step runs under `no_sync`): the alignment micro-steps run the stopped forward on the
 unwrapped model, which DDP would not see. Instead the LoRA gradients (a few MB) are averaged over processes in
-one all-reduce before each optimizer step (`distributed.average_gradients`), for task and alignment alike. Under
-DeepSpeed (ZeRO-2) its engine reduces the gradients instead. Alignment negatives are per process by default: each
-process's InfoNCE sees its own micro-batch, exactly as one process with grad_accum x processes micro-steps would
-(and as the paper's per-device micro-batches did); `gather_negatives` gathers every process's pairs so each
-anchor is scored against the global micro-batch, exactly as one process with a batch n times larger. Only the
-main process writes logs, checkpoints and the adapter.
+one all-reduce before each optimizer step (`distributed.average_gradients`), for task and alignment alike.
+Alignment negatives are per process by default: each process's InfoNCE sees its own micro-batch, exactly as one
+process with grad_accum x processes micro-steps would (and as the paper's per-device micro-batches did);
+`gather_negatives` gathers every process's pairs so each anchor is scored against the global micro-batch, exactly
+as one process with a batch n times larger. Only the main process writes logs, checkpoints and the adapter.
 """
 
 from __future__ import annotations
@@ -75,6 +74,21 @@ ALIGN_ONLY_LR = 1e-4
 def default_lr(has_task: bool) -> float:
     """The peak learning rate when none is given: the paper's with task data, the measured one without."""
     return TASK_LR if has_task else ALIGN_ONLY_LR
+
+
+# Engines that take the model over (shard it, or own its backward and step); the trainer averages the LoRA gradients
+# itself and steps its own optimizer, so it would silently bypass them.
+_ENGINES = (DistributedType.DEEPSPEED, DistributedType.FSDP, DistributedType.MEGATRON_LM)
+
+
+def check_distributed_type(kind: DistributedType) -> None:
+    """Refuse an accelerate config that asks for DeepSpeed, FSDP or Megatron-LM: plain data parallelism only."""
+    if kind in _ENGINES:
+        raise MidalignError(
+            f"midalign-train does not run under accelerate's {kind.value} (distributed_type in the accelerate "
+            "config): it runs plain data parallelism, e.g. --config_file configs/accelerate/ddp.yaml; see "
+            "docs/scaling.md"
+        )
 
 
 class NonFiniteLossError(MidalignError):
@@ -135,18 +149,14 @@ class Trainer:
         if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
             # Several runs in one process (a notebook, the tests) may differ in precision; a CLI run never does.
             AcceleratorState._reset_state()
-        deepspeed = distributed.uses_deepspeed()
-        # Under DeepSpeed the engine accumulates and steps (accelerator.backward); it must know our grad_accum.
-        extra = {"gradient_accumulation_steps": config.grad_accum} if deepspeed else {}
-        self.accelerator = Accelerator(cpu=distributed.uses_cpu(config.device), mixed_precision=mixed, **extra)
+        self.accelerator = Accelerator(cpu=distributed.uses_cpu(config.device), mixed_precision=mixed)
         self.state = self.accelerator.state
-        self.deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
+        check_distributed_type(self.accelerator.distributed_type)
         accumulation = self.accelerator.gradient_accumulation_steps  # an accelerate config or launch flag sets it
-        if accumulation != (config.grad_accum if self.deepspeed else 1):
+        if accumulation != 1:
             raise MidalignError(
                 f"accelerate's gradient_accumulation_steps is {accumulation} (from the accelerate config or launch "
-                f"flags): set it to --grad-accum ({config.grad_accum}) under DeepSpeed, and leave it unset otherwise "
-                "(midalign-train accumulates by --grad-accum itself)"
+                f"flags): leave it unset; midalign-train accumulates by --grad-accum ({config.grad_accum}) itself"
             )
         n_processes, rank = self.accelerator.num_processes, self.accelerator.process_index
         self.align_loss = losses.AlignmentLoss(config.temperature, config.symmetric)
@@ -181,9 +191,6 @@ class Trainer:
         optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
         # Stepped by us once per optimizer step (not prepared: accelerate would step it once per process).
         self.scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=self.warmup)
-        if deepspeed:
-            # accelerate sizes DeepSpeed's batch from prepared loaders; ours are sharded by our samplers instead.
-            self.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
         # The loaders stay ours: accelerate's sharding would cut our cycled batch stream differently (it restarts
         # at the first batches to even out processes); batches are moved to the device in `_micro_batches`.
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
@@ -218,10 +225,8 @@ class Trainer:
         if main and path.exists():
             shutil.rmtree(path)
         self.accelerator.wait_for_everyone()
-        # Every process writes its RNG state; the main process the adapter, optimizer and schedule. DeepSpeed saves
-        # through its engine: without the frozen base weights (16 GB for an 8B model), as the hook does otherwise.
-        kwargs = {"exclude_frozen_parameters": True} if self.deepspeed else {}
-        self.accelerator.save_state(str(path), **kwargs)
+        # Every process writes its RNG state; the main process the adapter, optimizer and schedule.
+        self.accelerator.save_state(str(path))
         self.accelerator.wait_for_everyone()
         if main:
             state = {
@@ -253,8 +258,7 @@ class Trainer:
             raise MidalignError(
                 f"checkpoint {found[-1]} was made for {state['total_steps']} steps, this run has {self.total_steps}"
             )
-        kwargs = {"load_module_strict": False} if self.deepspeed else {}  # the frozen weights were not saved
-        self.accelerator.load_state(str(found[-1]), **kwargs)
+        self.accelerator.load_state(str(found[-1]))
         logger.info("resumed from %s (step %d of %d)", found[-1], state["step"], self.total_steps)
         return state["step"], state["micro_step"]
 
@@ -342,17 +346,8 @@ class Trainer:
 
     def _no_sync(self) -> contextlib.AbstractContextManager:
         """Around a whole micro-step: DDP decides in its forward whether the next backward reduces. Ours never does
-        (`average_gradients` averages once per step, the stopped alignment forward included); DeepSpeed reduces."""
-        return contextlib.nullcontext() if self.deepspeed else self.accelerator.no_sync(self.model)
-
-    def _backward(self, loss: torch.Tensor, group: int, last: bool) -> None:
-        """Backward of one micro-step of a `group`-micro-step optimizer step (the step averages its micro-steps)."""
-        if not self.deepspeed:
-            self.accelerator.backward(loss / group)
-            return
-        # DeepSpeed divides by its gradient_accumulation_steps (our grad_accum) itself and steps on the last one.
-        self.accelerator.gradient_state._set_sync_gradients(last)
-        self.accelerator.backward(loss * self.config.grad_accum / group)
+        (`average_gradients` averages once per step, the stopped alignment forward included)."""
+        return self.accelerator.no_sync(self.model)
 
     def train(self, resume: bool = False, on_step: Callable[[int], bool] | None = None) -> int:
         """Train to `total_steps`, logging every optimizer step to OUT/steps.csv; return the steps done.
@@ -388,7 +383,7 @@ class Trainer:
             while step < self.total_steps and not stop:
                 group = min(config.grad_accum, self.total_micro - micro)
                 sums: dict[str, list[float]] = {"task": [], "align": []}
-                for index in range(group):
+                for _ in range(group):
                     micro, batch = next(batches)
                     with self._no_sync():
                         with self.accelerator.autocast():
@@ -400,11 +395,10 @@ class Trainer:
                         for kind, value in parts.items():
                             sums[kind].append(float(value.detach()))
                         loss = parts.get("task", 0.0) + config.align_weight * align_scale * parts.get("align", 0.0)
-                        self._backward(loss, group, last=index == group - 1)
+                        self.accelerator.backward(loss / group)  # the step averages its micro-steps
                     micro += 1
                 means = self._step_means(sums, step)  # before any update: a non-finite loss leaves the weights
-                if not self.deepspeed:
-                    distributed.average_gradients(self.state, trainable)
+                distributed.average_gradients(self.state, trainable)
                 if config.max_grad_norm > 0:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
                 lr = self.scheduler.get_last_lr()[0]

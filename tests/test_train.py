@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -24,7 +25,7 @@ from midalign.train_data import (
     heldout_split,
     load_task_data,
 )
-from midalign.trainer import Trainer, attach_lora, resolve_target_modules
+from midalign.trainer import Trainer, attach_lora, check_distributed_type, resolve_target_modules
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 OUTPUT_FILES = ("config.json", "steps.csv", "eval_before.csv", "eval_after.csv", "eval_summary.csv")
@@ -287,6 +288,14 @@ def test_resume_ends_where_an_uninterrupted_run_ends(
     for name in weights[0]:
         torch.testing.assert_close(weights[1][name], weights[0][name], rtol=0, atol=0)
     assert main(_args(tiny_model_dir, flores_dir, resumed, *common, "--resume", "--lr", "1e-3")) == 2
+
+
+def test_accelerate_engines_that_take_the_model_over_are_refused() -> None:
+    for kind in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+        check_distributed_type(kind)
+    for kind in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+        with pytest.raises(MidalignError, match=f"does not run under accelerate's {kind.value}"):
+            check_distributed_type(kind)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
