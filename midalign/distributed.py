@@ -62,6 +62,16 @@ def all_reduce_sum(state: PartialState, values: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def broadcast_parameters(state: PartialState, parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Overwrite `parameters` with the main process's values on every process (as DDP does when it wraps a model).
+
+    One broadcast per parameter, once per run: a few hundred small tensors for a LoRA adapter."""
+    if state.num_processes == 1:
+        return
+    for param in parameters:
+        torch.distributed.broadcast(param.detach(), src=0)  # in place: a detached tensor shares the storage
+
+
 def average_gradients(state: PartialState, parameters: Iterable[torch.nn.Parameter]) -> None:
     """Replace each parameter's gradient by its mean over processes, in one flat all-reduce.
 
