@@ -380,8 +380,8 @@ class TrainConfig(ModelOptions, AlignmentOptions, TaskDataOptions, SeedOptions, 
     align_batch_size: int | None = field(
         default=None,
         metadata={
-            "help": "Alignment micro-batch size per process = in-batch negatives + 1 (default: --task-batch-size; times "
-            "the number of processes with --gather-negatives)."
+            "help": "Alignment micro-batch size per process = in-batch negatives + 1 (default: --task-batch-size; "
+            "times the number of processes with --gather-negatives)."
         },
     )
     embed_chunk: int = field(

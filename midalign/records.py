@@ -364,8 +364,9 @@ def load_record(path: str | Path, commands: tuple[str, ...] = tuple(RECORDS)) ->
     command = payload.get("command") if isinstance(payload, dict) else None
     command = command or (_schema0_command(payload) if isinstance(payload, dict) else None)
     if command not in commands:
-        wanted = " or ".join(f"midalign-{command}" for command in commands)
-        raise MidalignError(f"{path} is not the record of a {wanted} run" + (f" (it is {command}'s)" if command else ""))
+        wanted = " or ".join(f"midalign-{name}" for name in commands)
+        found = f" (it is midalign-{command}'s)" if command else ""
+        raise MidalignError(f"{path} is not the record of a {wanted} run{found}")
     return RECORDS[command].from_json(payload, str(path))
 
 

@@ -293,7 +293,6 @@ def run(config: TrainConfig) -> TrainingRecord:
         " / ".join(resolved["micro_step_pattern"]),
         state.num_processes,
     )
-    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
     evaluation = data.evaluation if main else None  # evaluated by the main process alone, on identical weights
 
     def evaluate(stage: str) -> dict[str, np.ndarray]:
@@ -302,8 +301,8 @@ def run(config: TrainConfig) -> TrainingRecord:
             "evaluating %s: %d languages x %d sentences of %s at every layer",
             stage, len(evaluation.languages), len(evaluation.ids), evaluation.source,
         )  # fmt: skip
-        return train_eval.corpus_states(unwrapped, tokenizer, evaluation.sentences, layers, eval_max_length,
-                                        config.eval_batch_size, autocast=trainer.accelerator.autocast())  # fmt: skip
+        return train_eval.corpus_states(model, tokenizer, evaluation.sentences, layers, eval_max_length,
+                                        config.eval_batch_size, autocast=trainer.autocast())  # fmt: skip
 
     before_hits = None
     if evaluation is not None:
@@ -312,17 +311,17 @@ def run(config: TrainConfig) -> TrainingRecord:
             before_hits = pd.read_parquet(hits_path)
             before_hits = before_hits[before_hits.stage == "before"]
         else:
-            states = _cached_before(config, evaluation, unwrapped, tokenizer, identity, precision, eval_max_length,
-                                    trainer.accelerator.autocast(), evaluate)  # fmt: skip
+            states = _cached_before(config, evaluation, model, tokenizer, identity, precision, eval_max_length,
+                                    trainer.autocast(), evaluate)  # fmt: skip
             train_eval.write_eval(out, "eval_before.csv", train_eval.tidy_metrics(states, english, "before"))
             before_hits = train_eval.hits_table(states, english, evaluation.ids, "before")
             train_eval.write_eval(out, "eval_hits.parquet", before_hits)
     monitor = None
     if data.dev is not None and config.eval_every > 0 and not task:  # dev retrieval says nothing of a task
         monitor = DevMonitor(
-            score=lambda: train_eval.dev_retrieval(unwrapped, tokenizer, data.dev, layer, align_max_length,
-                                                   config.eval_batch_size, trainer.accelerator.autocast()),
-            save=lambda step: unwrapped.save_pretrained(str(out / "best")),
+            score=lambda: train_eval.dev_retrieval(model, tokenizer, data.dev, layer, align_max_length,
+                                                   config.eval_batch_size, trainer.autocast()),
+            save=lambda step: model.save_pretrained(str(out / "best")),
             every=config.eval_every,
             patience=config.patience,
             last_step=trainer.total_steps,
@@ -337,10 +336,10 @@ def run(config: TrainConfig) -> TrainingRecord:
     if monitor is not None:
         resolved.update(monitor.result())
         if main and monitor.best_step is not None:
-            train_data.load_adapter_weights(unwrapped, out / "best")
+            train_data.load_adapter_weights(model, out / "best")
     if not main:
         return TrainingRecord.create(config, **resolved)
-    unwrapped.save_pretrained(str(out / "adapter"))
+    model.save_pretrained(str(out / "adapter"))
     if before_hits is not None:
         states = evaluate("after")
         train_eval.write_eval(out, "eval_after.csv", train_eval.tidy_metrics(states, english, "after"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -24,7 +25,7 @@ from midalign.train_data import (
     heldout_split,
     load_task_data,
 )
-from midalign.trainer import Trainer, attach_lora, resolve_target_modules
+from midalign.trainer import Trainer, attach_lora, check_distributed_type, resolve_target_modules
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 OUTPUT_FILES = ("config.json", "steps.csv", "eval_before.csv", "eval_after.csv", "eval_summary.csv")
@@ -287,6 +288,30 @@ def test_resume_ends_where_an_uninterrupted_run_ends(
     for name in weights[0]:
         torch.testing.assert_close(weights[1][name], weights[0][name], rtol=0, atol=0)
     assert main(_args(tiny_model_dir, flores_dir, resumed, *common, "--resume", "--lr", "1e-3")) == 2
+
+
+def test_bf16_and_fp32_runs_follow_each_other_in_one_process(tiny_model_dir, flores_dir, task_file, tmp_path) -> None:
+    """The precision is the trainer's own autocast, not process-wide accelerate state: bf16, fp32 and bf16 again in
+    one process each train in their own precision (bf16 and fp32 adapters differ; the two bf16 ones are equal)."""
+    common = ["--layer", "2", "--task-data", str(task_file), "--max-steps", "2", "--eval", "false"]
+    outs = {name: tmp_path / name for name in ("bf16", "fp32", "bf16-again")}
+    for name, out in outs.items():
+        dtype = name.split("-")[0]
+        assert main(_args(tiny_model_dir, flores_dir, out, *common, "--dtype", dtype)) == 0
+        assert json.loads((out / "config.json").read_text())["resolved"]["precision"] == dtype
+    weights = {name: load_file(out / "adapter" / "adapter_model.safetensors") for name, out in outs.items()}
+    for name, tensor in weights["bf16"].items():
+        torch.testing.assert_close(weights["bf16-again"][name], tensor, rtol=0, atol=0, msg=name)
+    gap = max(float((weights["fp32"][name] - tensor).abs().max()) for name, tensor in weights["bf16"].items())
+    assert gap > 1e-6, "the fp32 run must not run under the bf16 run's autocast"
+
+
+def test_accelerate_engines_that_take_the_model_over_are_refused() -> None:
+    for kind in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+        check_distributed_type(kind)
+    for kind in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+        with pytest.raises(MidalignError, match=f"does not run under accelerate's {kind.value}"):
+            check_distributed_type(kind)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
