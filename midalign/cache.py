@@ -2,7 +2,7 @@
 
 An entry is `<lang>.npy` plus `<lang>.json`, its manifest. The array is written first and the manifest last, each
 to a temporary file renamed into place, so a killed run leaves either a whole entry or one without a manifest,
-which counts as missing. The manifest records only what changes the numbers (DESIGN.md §6): model identity,
+which counts as missing. The manifest records only what changes the numbers: model identity,
 dtype, pooling, max length, corpus, split, language, sentence count, a hash of the sentence ids and texts, plus the
 array's shape and sha256; device and batch size are deliberately absent.
 """

@@ -25,7 +25,7 @@ METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap")
 def prepare(states: torch.Tensor, center: bool = False) -> torch.Tensor:
     """Unit-normalise [n_langs, N, H] states in fp32, optionally after removing each language's mean vector."""
     states = states.float()
-    if center:  # removes the few huge shared dimensions and each language's offset (DESIGN.md §4)
+    if center:  # removes the few huge shared dimensions and each language's offset (README: per-language centring)
         states = states - states.mean(dim=1, keepdim=True)
     return torch.nn.functional.normalize(states, dim=-1)
 

@@ -310,6 +310,13 @@ class MergeRecord(RunRecord[options.MergeConfig, MergeResolved]):
     config_type: ClassVar[type] = options.MergeConfig
     resolved_type: ClassVar[type] = MergeResolved
 
+    @classmethod
+    def _upgrade(cls, given: dict, resolved: dict) -> tuple[dict, dict]:
+        given, resolved = super()._upgrade(given, resolved)
+        if "layer" in given:  # an int, or None for the alignment run's, before --layer took `auto` here too
+            given["layer"] = "auto" if given["layer"] is None else str(given["layer"])
+        return given, resolved
+
 
 @dataclass(frozen=True)
 class TaskDataRecord(RunRecord[options.TaskDataConfig, TaskDataResolved]):

@@ -1,6 +1,6 @@
 # The module docstring's Markdown table cannot wrap its rows; code lines are held to 120 by ruff format.
 # ruff: noqa: E501
-"""Reliability (DESIGN.md §6, issue #9): interrupted runs, damaged caches and bad inputs lose nothing and fail clearly.
+"""Reliability (issue #9): interrupted runs, damaged caches and bad inputs lose nothing and fail clearly.
 
 Each fault below was tried on tiny models (tests/reliability_helpers.py, tests/conftest.py); the two kill tests SIGKILL
 real `python -m` subprocesses at a point they poll for, and retry on a larger input, or skip saying so, rather than
@@ -229,8 +229,9 @@ def test_interrupted_rerun_never_pairs_its_config_with_older_results(
         raise KeyboardInterrupt  # what the folder looks like when a kill lands during extraction
 
     monkeypatch.setattr(analyze_module, "extract_corpus", killed)
+    assert analyze(tiny_model_dir, flores_dir, out, ["eng_Latn", "ell_Grek"]) == 2  # other settings: refused
     with pytest.raises(KeyboardInterrupt):
-        analyze(tiny_model_dir, flores_dir, out, ["eng_Latn", "ell_Grek"])
+        analyze(tiny_model_dir, flores_dir, out, ["eng_Latn", "ell_Grek"], "--overwrite")
     assert json.loads((out / "config.json").read_text())["resolved"]["languages"] == ["eng_Latn", "ell_Grek"]
     # The first run's selection must not pass as this run's: midalign-train --layer auto reuses a folder whose
     # config.json matches and which has a selection.json, and load_run would read the old tables.
