@@ -21,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from midalign.data import load_parallel
-from midalign.losses import AlignmentLoss
-from midalign.models import load_model
-from midalign.representations import forward_layers, num_layers, pool, unwrap_decoder
-from midalign.trainer import attach_lora, resolve_target_modules
+from midalign.corpora.parallel import load_parallel
+from midalign.models.loading import load_model
+from midalign.models.representations import forward_layers, num_layers, pool, unwrap_decoder
+from midalign.training.losses import AlignmentLoss
+from midalign.training.trainer import attach_lora, resolve_target_modules
 
 logger = logging.getLogger("bench_align_step")
 OUT = Path(__file__).parent / "benchmarks" / "align_step.csv"  # --out overrides

@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from midalign.data import load_parallel
-from midalign.extract import extract_states, length_sorted_batches, tokenize
-from midalign.languages import PRESETS
-from midalign.models import load_model
-from midalign.representations import num_layers
+from midalign.corpora.languages import PRESETS
+from midalign.corpora.parallel import load_parallel
+from midalign.models.extract import extract_states, length_sorted_batches, tokenize
+from midalign.models.loading import load_model
+from midalign.models.representations import num_layers
 
 logger = logging.getLogger("bench_extraction")
 OUT = Path(__file__).parent / "benchmarks" / "extraction.csv"  # --out overrides

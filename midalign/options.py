@@ -279,8 +279,8 @@ class AnalyzeConfig(ModelOptions, OutputOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.default_out("analyze")
-        from midalign.models import DEVICE_MAPS
-        from midalign.representations import POOLINGS
+        from midalign.models.loading import DEVICE_MAPS
+        from midalign.models.representations import POOLINGS
 
         if self.pooling not in POOLINGS:
             raise MidalignError(f"unknown pooling {self.pooling!r}; choose from {', '.join(POOLINGS)}")

@@ -20,13 +20,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from midalign.analyze import AnalyzeConfig, _process_device
+from midalign.analysis.pipeline import _process_device
 from midalign.analyze import main as analyze_main
 from midalign.errors import MidalignError
-from midalign.models import load_model
-from midalign.shard import Unit, split_units
+from midalign.models.loading import load_model
+from midalign.models.shard import Unit, split_units
+from midalign.options import AnalyzeConfig
 from midalign.train import main as train_main
-from midalign.train_data import CycledBatchSampler
+from midalign.training.data import CycledBatchSampler
 
 LAUNCH_TIMEOUT = 240  # seconds; a launch takes ~15 s on one free core
 RESULTS = ("pairs.csv", "pairs.parquet", "per_language.csv", "layers.csv", "languages.csv", "selection.json")

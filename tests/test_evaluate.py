@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from midalign import train
-from midalign.evaluate import EvaluateConfig, main, resolve_groups
-from midalign.generate import StopOnText, cut, generate
+from midalign.evaluate import main
+from midalign.options import EvaluateConfig
 from midalign.records import TrainingRecord
 from midalign.tasks import cldr
+from midalign.tasks.evaluation import resolve_groups
+from midalign.tasks.generate import StopOnText, cut, generate
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"

@@ -19,9 +19,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from midalign import models as midalign_models
 from midalign.errors import MidalignError
-from midalign.models import (
+from midalign.models import loading as midalign_models
+from midalign.models.loading import (
     GGUF_INSTALL,
     MissingExtraError,
     ModelNotFoundError,

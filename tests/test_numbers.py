@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
-from midalign.select import select_layer
+from midalign.analysis.select import select_layer
 from midalign.train import main as train_main
-from midalign.trainer import Trainer
+from midalign.training.trainer import Trainer
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from midalign.analyze import main
-from midalign.data import load_parallel
+from midalign.corpora.parallel import load_parallel
 from tests.test_analyze_cli import naive_retrieval
 
 pytestmark = pytest.mark.real_model
@@ -17,7 +17,7 @@ LANGS = ["fin_Latn", "tha_Thai", "ibo_Latn"]
 
 
 def test_real_model_analysis_agrees_with_independent_implementation(tmp_path: Path) -> None:
-    from midalign.models import embedded_model_path
+    from midalign.models.loading import embedded_model_path
 
     out = tmp_path / "run"
     args = ["--langs", *LANGS, "--max-sentences", "12", "--out", str(out), "--figures", "false"]

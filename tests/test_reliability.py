@@ -49,14 +49,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from midalign import analyze as analyze_module
-from midalign.analyze import AnalyzeConfig
+from midalign.analysis import pipeline as analyze_module
+from midalign.analysis.runs import load_run
 from midalign.analyze import main as analyze_main
-from midalign.data import load_parallel
+from midalign.corpora.parallel import load_parallel
 from midalign.errors import MidalignError
-from midalign.runs import load_run
-from midalign.train import _finished_analysis
+from midalign.options import AnalyzeConfig
 from midalign.train import main as train_main
+from midalign.training.pipeline import _finished_analysis
 from tests.helpers import FLORES_LIKE, write_flores_layout
 from tests.reliability_helpers import (
     decoy_array,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from midalign.extract import extract_states, length_sorted_batches, tokenize
-from midalign.representations import LayerOutOfRangeError, decoder_blocks, forward_layers, num_layers, pool
+from midalign.models.extract import extract_states, length_sorted_batches, tokenize
+from midalign.models.representations import LayerOutOfRangeError, decoder_blocks, forward_layers, num_layers, pool
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from babel.dates import format_date
 
-from midalign.languages import CODE_PATTERN
+from midalign.corpora.languages import CODE_PATTERN
 from midalign.tasks import Example, TaskError, TaskOptions, by_language, cldr, entities, read_jsonl, recipe, slots
 from midalign.tasks import translation as mt
-from midalign.train_data import load_task_data
+from midalign.training.data import load_task_data
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
 
@@ -158,8 +158,8 @@ def test_translation_both_directions_from_a_parallel_source(flores_dir) -> None:
 
 
 def test_translation_from_the_bundled_pair_corpus_keeps_test_apart_from_model_choice(pairs_dir) -> None:
-    from midalign.align_data import DEV_PAIRS, DEV_SPLIT, read_pair_source
-    from midalign.train_data import first_pairs_by_hash
+    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, read_pair_source
+    from midalign.training.data import first_pairs_by_hash
 
     def ids(split: str, max_examples: int | None = None) -> list[str]:
         options = TaskOptions(
@@ -264,7 +264,7 @@ def test_recipes_are_registered_and_jsonl_round_trips(tmp_path) -> None:
 # ---- python -m midalign.tasks: training files from any recipe ---------------------------------------------------
 def test_task_data_cli_writes_what_midalign_train_reads(tmp_path: Path) -> None:
     from midalign.tasks.__main__ import main as task_data_main
-    from midalign.train_data import load_task_data
+    from midalign.training.data import load_task_data
 
     out = tmp_path / "massive"
     args = ["--task", "massive", "--data", str(FIXTURES / "massive"), "--split", "test", "--langs", "en-US", "de"]

@@ -12,20 +12,21 @@ from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from midalign import losses
-from midalign.align_data import from_parallel
-from midalign.data import load_parallel
+from midalign.corpora.pairs import from_parallel
+from midalign.corpora.parallel import load_parallel
 from midalign.errors import MidalignError
-from midalign.representations import forward_layers, pool
-from midalign.train import TrainConfig, main
-from midalign.train_data import (
+from midalign.models.representations import forward_layers, pool
+from midalign.options import TrainConfig
+from midalign.train import main
+from midalign.training import losses
+from midalign.training.data import (
     CycledBatchSampler,
     TaskDataError,
     build_pairs,
     heldout_split,
     load_task_data,
 )
-from midalign.trainer import Trainer, attach_lora, check_distributed_type, resolve_target_modules
+from midalign.training.trainer import Trainer, attach_lora, check_distributed_type, resolve_target_modules
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 OUTPUT_FILES = ("config.json", "steps.csv", "eval_before.csv", "eval_after.csv", "eval_summary.csv")

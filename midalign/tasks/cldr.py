@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import langcodes
 from babel import Locale, dates, localedata, numbers
 
-from midalign.languages import CODE_PATTERN, MACROLANGUAGE_MEMBERS, split_code
+from midalign.corpora.languages import CODE_PATTERN, MACROLANGUAGE_MEMBERS, split_code
 from midalign.options import CldrDataConfig
 from midalign.tasks import Example, TaskError, TaskOptions
 

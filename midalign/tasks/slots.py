@@ -67,7 +67,7 @@ def massive_locale(language: str) -> str:
         return language
     if language in FLORES_TO_LOCALE:
         return FLORES_TO_LOCALE[language]
-    from midalign.languages import UnknownLanguageError, resolve_language
+    from midalign.corpora.languages import UnknownLanguageError, resolve_language
 
     try:
         return FLORES_TO_LOCALE[resolve_language(language, list(FLORES_TO_LOCALE))]

@@ -37,7 +37,7 @@ def _name(code: str) -> str:
     """The language's English name (`deu_Latn` -> German; members of a macrolanguage by its name: `cmn` -> Chinese)."""
     import langcodes
 
-    from midalign.languages import MACROLANGUAGE_MEMBERS
+    from midalign.corpora.languages import MACROLANGUAGE_MEMBERS
 
     lang = code.split("_")[0]
     lang = next((macro for macro, members in MACROLANGUAGE_MEMBERS.items() if lang in members), lang)
@@ -83,7 +83,7 @@ def _wmt_parallel(options: TaskOptions, configs: Sequence[str], langs: Sequence[
     """(id, X text, English text) of every language, read from its `xx-en` (or `en-xx`) pair config."""
     import datasets
 
-    from midalign.data import local_dataset_cache
+    from midalign.corpora.parallel import local_dataset_cache
     from midalign.tasks import TaskError
 
     english = _wmt_code(options.english)
@@ -112,7 +112,7 @@ def _wmt_parallel(options: TaskOptions, configs: Sequence[str], langs: Sequence[
 
 def _flores_parallel(options: TaskOptions, langs: Sequence[str]) -> tuple[str, dict[str, list[tuple]]]:
     """English's resolved code and (id, X text, English text) of every language, from a `load_parallel` source."""
-    from midalign.data import load_parallel
+    from midalign.corpora.parallel import load_parallel
 
     corpus = load_parallel(
         options.task_data or "udhr", [options.english, *langs], options.task_split, options.max_examples
@@ -130,11 +130,11 @@ def _pair_parallel(options: TaskOptions, langs: Sequence[str]) -> dict[str, list
     layout). Its dev split also chooses models (early stopping, merge sweeps score its first DEV_PAIRS by id hash),
     so `dev` here is that subset and `test`, where the source has no test split, is the rest of the dev split: no
     test sentence ever chose a checkpoint or a merge weight. `--max-examples` takes the first N by id hash."""
-    from midalign.align_data import DEV_PAIRS, DEV_SPLIT, has_split, read_pair_source
-    from midalign.data import available_languages
-    from midalign.languages import resolve_languages
+    from midalign.corpora.languages import resolve_languages
+    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, has_split, read_pair_source
+    from midalign.corpora.parallel import available_languages
     from midalign.tasks import TaskError
-    from midalign.train_data import pairs_by_hash
+    from midalign.training.data import pairs_by_hash
 
     split = options.task_split or "test"
     first = resolve_languages(langs[:1], available_languages(options.task_data))[0]
@@ -160,7 +160,7 @@ def load_examples(options: TaskOptions) -> list[Example]:
     """Both directions (or those asked for) for every language paired with English, one example each."""
     import dataclasses
 
-    from midalign.align_data import is_pair_source
+    from midalign.corpora.pairs import is_pair_source
     from midalign.tasks import TaskError
 
     if options.english is None:  # the pivot option's default: English

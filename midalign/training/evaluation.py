@@ -8,7 +8,7 @@ language, direction and stage, so before/after differences are paired) and each 
 the 2.5-97.5 % percentile range. A query's candidate pool stays the full set of N sentences in every draw.
 
 A query counts as retrieved when its translation scores at least as high as every candidate (ties, which need
-duplicate sentences, are hits), as in `midalign.metrics`.
+duplicate sentences, are hits), as in `midalign.analysis.metrics`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from midalign.align_data import PairCorpus
-from midalign.data import ParallelCorpus
-from midalign.extract import extract_states, tokenize
-from midalign.metrics import pair_metrics
-from midalign.representations import Pooling, num_blocks
+from midalign.analysis.metrics import pair_metrics
+from midalign.corpora.pairs import PairCorpus
+from midalign.corpora.parallel import ParallelCorpus
+from midalign.models.extract import extract_states, tokenize
+from midalign.models.representations import Pooling, num_blocks
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from midalign.cache import CacheKey, StateCache
-from midalign.data import ParallelCorpus
+from midalign.corpora.parallel import ParallelCorpus
 from midalign.errors import MidalignError
-from midalign.representations import Pooling, forward_layers, num_blocks, pool
+from midalign.models.cache import CacheKey, StateCache
+from midalign.models.representations import Pooling, forward_layers, num_blocks, pool
 
 logger = logging.getLogger(__name__)
 

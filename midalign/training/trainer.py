@@ -57,11 +57,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_inverse_sqrt_schedule
 
-from midalign import distributed, losses
+from midalign import distributed
 from midalign.errors import MidalignError
+from midalign.models.representations import decoder_blocks, forward_layers, pool
 from midalign.options import default_lr
-from midalign.representations import decoder_blocks, forward_layers, pool
-from midalign.train_data import CycledBatchSampler, collate_pairs, collate_task, load_adapter_weights, n_batches
+from midalign.training import losses
+from midalign.training.data import CycledBatchSampler, collate_pairs, collate_task, load_adapter_weights, n_batches
 
 logger = logging.getLogger(__name__)
 

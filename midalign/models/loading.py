@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from midalign.errors import MidalignError
-from midalign.representations import num_blocks  # one definition of depth: the blocks that exist
+from midalign.models.representations import num_blocks  # one definition of depth: the blocks that exist
 
 logger = logging.getLogger(__name__)
 

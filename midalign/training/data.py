@@ -4,7 +4,7 @@ Task data: JSONL (one object per line) or any `datasets` source with `prompt` an
 optional `language`. Tokens are `tokenizer(prompt)` (special tokens added, e.g. <bos>) + `tokenizer(completion)`
 (none added) + <eos>; the LM loss sees the completion and <eos> only (prompt labels are -100).
 
-Alignment pairs: from a pair corpus or a multi-way one (`midalign.align_data`). A multi-way corpus's rows are split
+Alignment pairs: from a pair corpus or a multi-way one (`midalign.corpora.pairs`). A multi-way corpus's rows are split
 into train and held-out by hashing their sentence ids (independent of the training seed and of the language set, so
 held-out sentences are never trained on, whatever the run); a pair corpus has its own train and dev splits, also by
 id. Each language's training pairs are then resampled to `pairs_per_language` so that every language contributes
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from midalign.align_data import PairCorpus
+from midalign.corpora.pairs import PairCorpus
 from midalign.errors import MidalignError
 
 logger = logging.getLogger(__name__)

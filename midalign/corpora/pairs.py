@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from midalign import data
-from midalign.data import CorpusError, load_parallel
-from midalign.languages import resolve_languages
+from midalign.corpora import parallel as data
+from midalign.corpora.languages import resolve_languages
+from midalign.corpora.parallel import CorpusError, load_parallel
 from midalign.options import DEV_PAIRS as DEV_PAIRS  # re-exported: the dev split's concept
 
 logger = logging.getLogger(__name__)
