@@ -23,7 +23,7 @@ def test_real_model_analysis_agrees_with_independent_implementation(tmp_path: Pa
     args = ["--langs", *LANGS, "--max-sentences", "12", "--out", str(out), "--figures", "false"]
     assert main(args) == 0
     selection = json.loads((out / "selection.json").read_text())
-    assert selection["n_layers"] == 18 and len(selection["curve"]) == 19
+    assert selection["n_blocks"] == 18 and len(selection["curve"]) == 19
     pairs = pd.read_parquet(out / "pairs.parquet")
     ours = pairs[pairs.metric == "retrieval_acc"].set_index(["layer", "src", "tgt"]).value
     corpus = load_parallel("udhr", LANGS, max_sentences=12)

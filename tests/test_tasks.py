@@ -67,7 +67,7 @@ def test_cldr_data_files_feed_midalign_train(tmp_path) -> None:
     assert cldr.main(argv) == 0
     train = load_task_data(str(out / "train.jsonl"))
     assert len(train) == 10 and {e.language for e in train} == {"eng_Latn", "deu_Latn"}
-    assert all(e.completion.startswith(" ") and not e.prompt.endswith(" ") for e in train)
+    assert all(e.target.startswith(" ") and not e.prompt.endswith(" ") for e in train)
     test = read_jsonl(out / "test.jsonl")
     assert test == cldr.make_examples(["eng_Latn", "deu_Latn"], "date_long", "test", 3)
     assert not {e.prompt.split(": ")[1] for e in train} & {e.meta["canonical"] + " →" for e in test}
@@ -259,6 +259,15 @@ def test_recipes_are_registered_and_jsonl_round_trips(tmp_path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"prompt": "p"}\n')
     with pytest.raises(TaskError, match="line 1"):
         read_jsonl(tmp_path / "bad.jsonl")
+    # One example type and one reader for evaluation and training files: a completion other than " " + reference
+    # (any prompt/completion file) is kept as the training target; training files may omit the language.
+    raw = [Example("c", "fra_Latn", "r:", "w", completion="\nw")]
+    assert read_jsonl(write_jsonl(tmp_path / "raw.jsonl", raw)) == raw and raw[0].target == "\nw"
+    (tmp_path / "plain.jsonl").write_text('{"prompt": "p", "completion": " a b"}\n')
+    (plain,) = read_jsonl(tmp_path / "plain.jsonl", require_language=False)
+    assert (plain.language, plain.reference, plain.completion, plain.target) == (None, "a b", None, " a b")
+    with pytest.raises(TaskError, match="missing field 'language'"):
+        read_jsonl(tmp_path / "plain.jsonl")
 
 
 # ---- python -m midalign.tasks: training files from any recipe ---------------------------------------------------
@@ -271,7 +280,7 @@ def test_task_data_cli_writes_what_midalign_train_reads(tmp_path: Path) -> None:
     assert task_data_main([*args, "--out", str(out)]) == 0
     examples = slots.load_examples(TaskOptions(task_data=str(FIXTURES / "massive"), task_langs=["en-US", "de"]))
     written = load_task_data(str(out / "test.jsonl"))
-    assert [(x.prompt, x.completion.strip(), x.language) for x in written] == [
+    assert [(x.prompt, x.target.strip(), x.language) for x in written] == [
         (x.prompt, x.reference, x.language) for x in examples
     ]
     config = json.loads((out / "config.json").read_text())

@@ -21,7 +21,7 @@ from midalign.train import main
 from midalign.training import losses
 from midalign.training.data import (
     CycledBatchSampler,
-    TaskDataError,
+    TaskError,
     build_pairs,
     heldout_split,
     load_task_data,
@@ -176,14 +176,14 @@ def test_heldout_split_and_pairs(flores_dir) -> None:
 def test_task_data_errors_name_file_line_and_field(tmp_path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "a", "completion": "b"}\n\n{"prompt": "c"}\n')
-    with pytest.raises(TaskDataError, match=r"bad.jsonl, line 3: missing field 'completion'"):
+    with pytest.raises(TaskError, match=r"bad.jsonl, line 3: missing field 'completion'"):
         load_task_data(str(path))
     path.write_text('{"prompt": "a", "completion": "b"\n')
-    with pytest.raises(TaskDataError, match="line 1: not valid JSON"):
+    with pytest.raises(TaskError, match="line 1: not valid JSON"):
         load_task_data(str(path))
     table = tmp_path / "task.csv"
     table.write_text("prompt,answer\na,b\n")
-    with pytest.raises(TaskDataError, match=r"missing field\(s\) \['completion'\]"):
+    with pytest.raises(TaskError, match=r"missing field\(s\) \['completion'\]"):
         load_task_data(str(table))
     table.write_text("prompt,completion,language\na,b,deu_Latn\n")
     assert load_task_data(str(table))[0].language == "deu_Latn"
