@@ -25,8 +25,11 @@ TIMEOUT = timedelta(hours=6)
 
 
 def uses_cpu(device: str) -> bool:
-    """Whether a run asked for `device` runs on the CPU (then gloo connects its processes)."""
-    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    """Whether a run asked for `device` runs on the CPU (then gloo connects its processes); the one resolver of
+    --device decides (`models.loading.resolve_device`)."""
+    from midalign.models.loading import resolve_device
+
+    return resolve_device(device).type == "cpu"
 
 
 def process_state(device: str = "auto") -> PartialState:

@@ -186,6 +186,7 @@ class RunRecord(Generic[Config, Resolved]):
     command: ClassVar[str]
     config_type: ClassVar[type]
     resolved_type: ClassVar[type]
+    renamed_options: ClassVar[dict[str, str]] = {}  # schema 0 option name -> today's
 
     config: Config
     resolved: Resolved
@@ -253,7 +254,7 @@ class RunRecord(Generic[Config, Resolved]):
         """Schema 0 -> 1: today's names for renamed options and resolved fields."""
         if "n_layers" in resolved:
             resolved.setdefault("n_blocks", resolved.pop("n_layers"))
-        return given, resolved
+        return {cls.renamed_options.get(k, k): v for k, v in given.items()}, resolved
 
     @classmethod
     def load(cls, path: str | Path) -> RunRecord:
@@ -266,13 +267,7 @@ class AnalysisRecord(RunRecord[options.AnalyzeConfig, AnalysisResolved]):
     command: ClassVar[str] = "analyze"
     config_type: ClassVar[type] = options.AnalyzeConfig
     resolved_type: ClassVar[type] = AnalysisResolved
-
-    @classmethod
-    def _upgrade(cls, given: dict, resolved: dict) -> tuple[dict, dict]:
-        given, resolved = super()._upgrade(given, resolved)
-        if "overwrite" in given:  # analyze's --overwrite recomputed the cache before schema 1
-            given["recompute"] = given.pop("overwrite")
-        return given, resolved
+    renamed_options: ClassVar[dict[str, str]] = {"overwrite": "recompute"}  # it recomputed the cache
 
 
 @dataclass(frozen=True)
@@ -280,12 +275,11 @@ class TrainingRecord(RunRecord[options.TrainConfig, TrainingResolved]):
     command: ClassVar[str] = "train"
     config_type: ClassVar[type] = options.TrainConfig
     resolved_type: ClassVar[type] = TrainingResolved
+    renamed_options: ClassVar[dict[str, str]] = {"batch_size": "task_batch_size"}
 
     @classmethod
     def _upgrade(cls, given: dict, resolved: dict) -> tuple[dict, dict]:
         given, resolved = super()._upgrade(given, resolved)
-        if "batch_size" in given:
-            given["task_batch_size"] = given.pop("batch_size")
         pattern = resolved.get("micro_step_pattern")
         if pattern is not None:  # schema 0 said whether alignment ran only through the micro-step pattern
             resolved["aligned"] = any("align" in kinds.split("+") for kinds in pattern)
@@ -297,11 +291,7 @@ class EvaluationRecord(RunRecord[options.EvaluateConfig, EvaluationResolved]):
     command: ClassVar[str] = "evaluate"
     config_type: ClassVar[type] = options.EvaluateConfig
     resolved_type: ClassVar[type] = EvaluationResolved
-
-    @classmethod
-    def _upgrade(cls, given: dict, resolved: dict) -> tuple[dict, dict]:
-        given, resolved = super()._upgrade(given, resolved)
-        return {_RENAMED_OPTIONS.get(k, k): v for k, v in given.items()}, resolved
+    renamed_options: ClassVar[dict[str, str]] = _RENAMED_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -323,11 +313,7 @@ class TaskDataRecord(RunRecord[options.TaskDataConfig, TaskDataResolved]):
     command: ClassVar[str] = "task-data"
     config_type: ClassVar[type] = options.TaskDataConfig
     resolved_type: ClassVar[type] = TaskDataResolved
-
-    @classmethod
-    def _upgrade(cls, given: dict, resolved: dict) -> tuple[dict, dict]:
-        given, resolved = super()._upgrade(given, resolved)
-        return {_RENAMED_OPTIONS.get(k, k): v for k, v in given.items()}, resolved
+    renamed_options: ClassVar[dict[str, str]] = _RENAMED_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -335,12 +321,7 @@ class CldrDataRecord(RunRecord[options.CldrDataConfig, CldrDataResolved]):
     command: ClassVar[str] = "cldr-data"
     config_type: ClassVar[type] = options.CldrDataConfig
     resolved_type: ClassVar[type] = CldrDataResolved
-
-    @classmethod
-    def _upgrade(cls, given: dict, resolved: dict) -> tuple[dict, dict]:
-        given, resolved = super()._upgrade(given, resolved)
-        renamed = {"langs": "task_langs", "kind": "cldr_kind"}
-        return {renamed.get(k, k): v for k, v in given.items()}, resolved
+    renamed_options: ClassVar[dict[str, str]] = {"langs": "task_langs", "kind": "cldr_kind"}
 
 
 RECORDS: dict[str, type[RunRecord]] = {
