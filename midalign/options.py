@@ -242,7 +242,7 @@ def _at_least(config: object, minimum: int, *names: str) -> None:
 
 
 @dataclass(kw_only=True)
-class AnalyzeConfig(ModelOptions, OutputOptions):
+class AnalyzeConfig(OutputOptions, ModelOptions):
     """Cache per-layer pooled hidden states of parallel sentences, score every directed language pair at every
     layer (retrieval accuracy, margin retrieval, cosine alignment) and pick the layer where languages align best.
     Layer 0 is the embedding output, layer i the residual stream after block i."""
@@ -294,121 +294,94 @@ class AnalyzeConfig(ModelOptions, OutputOptions):
 
 
 @dataclass(kw_only=True)
-class TrainConfig(ModelOptions, AlignmentOptions, TaskDataOptions, SeedOptions, OutputOptions):
+class TrainConfig(OutputOptions, SeedOptions, TaskDataOptions, AlignmentOptions, ModelOptions):
     """LoRA fine-tuning of a causal LM on a task (prompt -> completion) plus a contrastive alignment loss on
     X<->English parallel sentences at layer k, the layer where the model's languages align best (picked by
     midalign-analyze, or given). Without --task-data it trains an alignment-only adapter. Layer 0 is the
     embedding output, layer k the residual stream after block k."""
 
     max_sentences: int | None = option(MAX_SENTENCES_HELP, None)
-    heldout_fraction: float = field(
-        default=0.2,
-        metadata={
-            "help": "Multi-way alignment corpus: share of sentences (chosen by hashing their ids) held out of training "
-            "as the dev set (a pair corpus has a dev split)."
-        },
+    heldout_fraction: float = option(
+        "Multi-way alignment corpus: share of sentences (chosen by hashing their ids) held out of training "
+        "as the dev set (a pair corpus has a dev split).",
+        0.2,
     )
-    pairs_per_language: int | None = field(
-        default=DEFAULT_PAIRS_PER_LANGUAGE,
-        metadata={"help": "Resample each language's training pairs to N (0 = all of them, unbalanced)."},
+    pairs_per_language: int | None = option(
+        "Resample each language's training pairs to N (0 = all of them, unbalanced).", DEFAULT_PAIRS_PER_LANGUAGE
     )
-    dev_pairs: int = field(
-        default=DEV_PAIRS,
-        metadata={"help": "Dev pairs per language scored for early stopping (the first N by id hash)."},
+    dev_pairs: int = option("Dev pairs per language scored for early stopping (the first N by id hash).", DEV_PAIRS)
+    eval_every: int = option(
+        "Score dev retrieval at the aligned layer every N optimizer steps and keep the best adapter "
+        "(0 = never: the adapter is the last step's).",
+        20,
     )
-    eval_every: int = field(
-        default=20,
-        metadata={
-            "help": "Score dev retrieval at the aligned layer every N optimizer steps and keep the best adapter "
-            "(0 = never: the adapter is the last step's)."
-        },
+    patience: int = option("Stop after N dev scores without improvement (0 = train to the end).", 3)
+    eval_data: str | None = option(
+        "Multi-way corpus for retrieval before/after at every layer (default: udhr when the alignment "
+        "data is a pair corpus, else its held-out sentences); 'none' skips it.",
+        None,
     )
-    patience: int = field(
-        default=3, metadata={"help": "Stop after N dev scores without improvement (0 = train to the end)."}
-    )
-    eval_data: str | None = field(
-        default=None,
-        metadata={
-            "help": "Multi-way corpus for retrieval before/after at every layer (default: udhr when the alignment "
-            "data is a pair corpus, else its held-out sentences); 'none' skips it."
-        },
-    )
-    eval_split: str | None = field(default=None, metadata={"help": "Split of --eval-data (default: its own)."})
-    eval_langs: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Languages evaluated against English: the aligned ones are group 'aligned', the rest 'unseen' "
-            "(default: the alignment languages plus 20 never aligned, where --eval-data has them)."
-        },
+    eval_split: str | None = option("Split of --eval-data (default: its own).", None)
+    eval_langs: list[str] | None = option(
+        "Languages evaluated against English: the aligned ones are group 'aligned', the rest 'unseen' "
+        "(default: the alignment languages plus 20 never aligned, where --eval-data has them).",
+        None,
     )
     analysis: str | None = option(ANALYSIS_HELP, None)
     layer: str = option(LAYER_HELP, "auto")
-    mode: Literal["alternate", "weighted"] = field(
-        default="alternate",
-        metadata={"help": "alternate task and alignment micro-batches (the paper) or add w * align to each step."},
+    mode: Literal["alternate", "weighted"] = option(
+        "alternate task and alignment micro-batches (the paper) or add w * align to each step.", "alternate"
     )
     align_weight: float = option(ALIGN_WEIGHT_HELP, 1.0)
-    temperature: float = field(default=0.1, metadata={"help": "InfoNCE temperature."})
-    symmetric: bool = field(default=False, metadata={"help": "Average the loss over both retrieval directions."})
-    gather_negatives: bool = field(
-        default=False,
-        metadata={
-            "help": "Under several processes, score each English sentence against every process's alignment pairs "
-            "(the global micro-batch) instead of its own process's (the default, as the paper's per-device batches)."
-        },
+    temperature: float = option("InfoNCE temperature.", 0.1)
+    symmetric: bool = option("Average the loss over both retrieval directions.", False)
+    gather_negatives: bool = option(
+        "Under several processes, score each English sentence against every process's alignment pairs "
+        "(the global micro-batch) instead of its own process's (the default, as the paper's per-device batches).",
+        False,
     )
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
-    target_modules: list[str] | None = field(
-        default=None,
-        metadata={"help": "Module names to adapt; default: every projection in the blocks (q,k,v,o,gate,up,down)."},
+    lora_r: int = option("LoRA rank.", 8)
+    lora_alpha: int = option("LoRA alpha.", 16)
+    lora_dropout: float = option("LoRA dropout.", 0.1)
+    target_modules: list[str] | None = option(
+        "Module names to adapt; default: every projection in the blocks (q,k,v,o,gate,up,down).", None
     )
-    lr: float | None = field(
-        default=None,
-        metadata={
-            "help": f"Peak learning rate (AdamW, weight decay 0); default {TASK_LR:g} with task data (the paper), "
-            f"{ALIGN_ONLY_LR:g} for alignment only (5e-4 lowered dev retrieval there: analysis/align_gettext)."
-        },
+    lr: float | None = option(
+        f"Peak learning rate (AdamW, weight decay 0); default {TASK_LR:g} with task data (the paper), "
+        f"{ALIGN_ONLY_LR:g} for alignment only (5e-4 lowered dev retrieval there: analysis/align_gettext).",
+        None,
     )
-    warmup_ratio: float = field(default=0.03, metadata={"help": "Warm-up share of the inverse-sqrt schedule."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
-    epochs: int = field(default=5, metadata={"help": "Epochs (each sees every task example and alignment pair)."})
+    warmup_ratio: float = option("Warm-up share of the inverse-sqrt schedule.", 0.03)
+    max_grad_norm: float = option("Gradient clipping norm (0 = off).", 1.0)
+    epochs: int = option("Epochs (each sees every task example and alignment pair).", 5)
     task_batch_size: int = option(
         "Task micro-batch size per process (--batch-size: its old name).", 16, aliases=["--batch-size"]
     )
-    align_batch_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "Alignment micro-batch size per process = in-batch negatives + 1 (default: --task-batch-size; "
-            "times the number of processes with --gather-negatives)."
-        },
+    align_batch_size: int | None = option(
+        "Alignment micro-batch size per process = in-batch negatives + 1 (default: --task-batch-size; "
+        "times the number of processes with --gather-negatives).",
+        None,
     )
-    embed_chunk: int = field(
-        default=8,
-        metadata={"help": "Alignment rows per forward, length-sorted to cut padding (0 = the whole batch at once)."},
+    embed_chunk: int = option(
+        "Alignment rows per forward, length-sorted to cut padding (0 = the whole batch at once).", 8
     )
-    grad_accum: int = field(
-        default=1,
-        metadata={
-            "help": "Micro-steps per optimizer step; effective batch = batch x grad_accum x processes (the paper: 128)."
-        },
+    grad_accum: int = option(
+        "Micro-steps per optimizer step; effective batch = batch x grad_accum x processes (the paper: 128).", 1
     )
-    task_max_length: int = field(default=256, metadata={"help": "Cut task examples to this many tokens."})
-    align_max_length: int = field(
-        default=128,
-        metadata={"help": "Leave out alignment pairs with a side longer than this many tokens (counted, never cut)."},
+    task_max_length: int = option("Cut task examples to this many tokens.", 256)
+    align_max_length: int = option(
+        "Leave out alignment pairs with a side longer than this many tokens (counted, never cut).", 128
     )
-    eval_max_length: int = field(default=512, metadata={"help": "Cut evaluation sentences to this many tokens."})
-    max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps."})
+    eval_max_length: int = option("Cut evaluation sentences to this many tokens.", 512)
+    max_steps: int | None = option("Stop after this many optimizer steps.", None)
 
-    save_every: int = field(default=100, metadata={"help": "Checkpoint every N optimizer steps (and at the end)."})
-    keep_checkpoints: int = field(default=2, metadata={"help": "Keep the newest N checkpoints."})
-    resume: bool = field(default=False, metadata={"help": "Continue from OUT's newest checkpoint."})
+    save_every: int = option("Checkpoint every N optimizer steps (and at the end).", 100)
+    keep_checkpoints: int = option("Keep the newest N checkpoints.", 2)
+    resume: bool = option("Continue from OUT's newest checkpoint.", False)
 
-    eval: bool = field(default=True, metadata={"help": "Retrieval on --eval-data before and after training."})
+    eval: bool = option("Retrieval on --eval-data before and after training.", True)
     cache_dir: str | None = option(CACHE_HELP, None)
-    eval_batch_size: int = field(default=16, metadata={"help": "Sentences per evaluation forward."})
+    eval_batch_size: int = option("Sentences per evaluation forward.", 16)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -448,7 +421,7 @@ EVALUATION_GROUPS = ("supervised", "alignment", "unseen")
 
 
 @dataclass(kw_only=True)
-class EvaluateConfig(ModelOptions, TaskOptions, GenerationOptions, OutputOptions):
+class EvaluateConfig(OutputOptions, GenerationOptions, TaskOptions, ModelOptions):
     """Evaluate a causal LM (optionally with a peft LoRA adapter) on a task, per language and language group
     (supervised / alignment-only / unseen), with batched greedy generation; or --compare evaluation folders."""
 
@@ -488,7 +461,7 @@ def _floats(values: list, flag: str) -> list[float]:
 
 
 @dataclass(kw_only=True)
-class MergeConfig(ModelOptions, AlignmentOptions, TaskOptions, GenerationOptions, OutputOptions):
+class MergeConfig(OutputOptions, GenerationOptions, TaskOptions, AlignmentOptions, ModelOptions):
     """Merge a task LoRA and a separately trained alignment LoRA of the same base model into one peft adapter whose
     update is exactly w_task * dW_task + w_align * dW_align (rank concatenation); optionally pick w_align by a dev
     sweep (held-out retrieval at the aligned layer, and a task metric) and fold the result into the base weights."""
@@ -522,7 +495,7 @@ class MergeConfig(ModelOptions, AlignmentOptions, TaskOptions, GenerationOptions
 
 
 @dataclass(kw_only=True)
-class TaskDataConfig(TaskOptions, OutputOptions):
+class TaskDataConfig(OutputOptions, TaskOptions):
     """Write a task recipe's examples (one split) as prompt/completion/language JSONL for midalign-train."""
 
     max_words: int | None = option(
@@ -539,7 +512,7 @@ class TaskDataConfig(TaskOptions, OutputOptions):
 
 
 @dataclass(kw_only=True)
-class CldrDataConfig(SeedOptions, OutputOptions):
+class CldrDataConfig(OutputOptions, SeedOptions):
     """Write CLDR localization data (train/dev/test prompt-completion JSONL) for midalign-train and -evaluate."""
 
     task_langs: list[str] = option(
