@@ -21,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from midalign.data import load_parallel
-from midalign.losses import AlignmentLoss
-from midalign.models import load_model
-from midalign.representations import forward_layers, num_layers, pool, unwrap_decoder
-from midalign.trainer import attach_lora, resolve_target_modules
+from midalign.corpora.parallel import load_parallel
+from midalign.models.loading import load_model
+from midalign.models.representations import forward_layers, num_blocks, pool, unwrap_decoder
+from midalign.training.losses import AlignmentLoss
+from midalign.training.trainer import attach_lora, resolve_target_modules
 
 logger = logging.getLogger("bench_align_step")
 OUT = Path(__file__).parent / "benchmarks" / "align_step.csv"  # --out overrides
@@ -59,8 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model, tokenizer = load_model(dtype=args.dtype)
-    n_layers = num_layers(model)
-    layers = args.layers or ([n_layers // 2] if args.quick else [n_layers // 4, n_layers // 2, 3 * n_layers // 4])
+    n_blocks = num_blocks(model)
+    layers = args.layers or ([n_blocks // 2] if args.quick else [n_blocks // 4, n_blocks // 2, 3 * n_blocks // 4])
     model = attach_lora(model, 8, 16, 0.0, resolve_target_modules(model))
     model.train()
     corpus = load_parallel("udhr", ["deu_Latn", "eng_Latn"], max_sentences=args.batch_size)
@@ -78,7 +78,7 @@ def main() -> None:
                 "device": platform.processor() or platform.machine(),
                 "threads": torch.get_num_threads(),
                 "dtype": args.dtype,
-                "n_layers": n_layers,
+                "n_blocks": n_blocks,
                 "layer": layer,
                 "batch_pairs": args.batch_size,
                 "tokens": int(sum(b["attention_mask"].sum() for b in batches)),

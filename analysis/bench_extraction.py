@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from midalign.data import load_parallel
-from midalign.extract import extract_states, length_sorted_batches, tokenize
-from midalign.languages import PRESETS
-from midalign.models import load_model
-from midalign.representations import num_layers
+from midalign.corpora.languages import PRESETS
+from midalign.corpora.parallel import load_parallel
+from midalign.models.extract import extract_states, length_sorted_batches, tokenize
+from midalign.models.loading import load_model
+from midalign.models.representations import num_blocks
 
 logger = logging.getLogger("bench_extraction")
 OUT = Path(__file__).parent / "benchmarks" / "extraction.csv"  # --out overrides
@@ -47,7 +47,7 @@ def flop_per_token(model: torch.nn.Module, mean_length: float) -> float:
     body = sum(p.numel() for p in model.parameters()) - embedding
     if getattr(config, "tie_word_embeddings", True) is False:
         body -= model.get_output_embeddings().weight.numel()
-    attention = 2 * 2 * mean_length * config.num_attention_heads * config.head_dim * num_layers(model)
+    attention = 2 * 2 * mean_length * config.num_attention_heads * config.head_dim * num_blocks(model)
     return 2 * body + attention
 
 
@@ -78,7 +78,7 @@ def main() -> None:
         args.profile.write_text("")
     for dtype_name in args.dtypes:
         model, tokenizer = load_model(dtype=dtype_name)
-        layers = list(range(num_layers(model) + 1))
+        layers = list(range(num_blocks(model) + 1))
         tokenized = {lang: tokenize(tokenizer, corpus.sentences[lang], 512, "mean") for lang in languages}
         n_tokens = sum(t.n_tokens for t in tokenized.values())
         padded = sum(

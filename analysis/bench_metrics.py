@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from midalign.metrics import Workspace, _block_size, pair_metrics
+from midalign.analysis.metrics import Workspace, _block_size, pair_metrics
 
 logger = logging.getLogger("bench_metrics")
 OUT = Path(__file__).parent / "benchmarks" / "metrics.csv"  # --out overrides

@@ -9,12 +9,12 @@ __version__ = "0.1.0"
 
 # Public names, imported lazily so that `import midalign` stays cheap (torch loads only when a model does).
 _EXPORTS = {
-    "load_parallel": "midalign.data",
-    "available_languages": "midalign.data",
-    "ParallelCorpus": "midalign.data",
-    "load_model": "midalign.models",
-    "resolve_languages": "midalign.languages",
-    "language_info": "midalign.languages",
+    "load_parallel": "midalign.corpora.parallel",
+    "available_languages": "midalign.corpora.parallel",
+    "ParallelCorpus": "midalign.corpora.parallel",
+    "load_model": "midalign.models.loading",
+    "resolve_languages": "midalign.corpora.languages",
+    "language_info": "midalign.corpora.languages",
 }
 
 __all__ = sorted(_EXPORTS)

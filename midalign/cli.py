@@ -1,12 +1,9 @@
-"""What every command shares: dataclass configs parsed by HfArgumentParser, logging, the resolved config file."""
+"""What every command shares: its options parsed by HfArgumentParser, logging, the output folder, exit codes."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,28 +53,6 @@ def prepare_output_dir(path: str | os.PathLike) -> Path:
     except OSError as error:
         raise MidalignError(f"cannot write to output directory {str(out)!r}: {error.strerror or error}") from error
     return out
-
-
-def write_config(out: Path, config: Any, **resolved: Any) -> Path:
-    """Write `config.json`: the config as given plus what was resolved at run time and the software versions."""
-    import torch
-    import transformers
-
-    from midalign import __version__
-
-    payload = {
-        **dataclasses.asdict(config),
-        "resolved": resolved,
-        "versions": {
-            "midalign": __version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "python": platform.python_version(),
-        },
-    }
-    path = out / "config.json"
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return path
 
 
 def run_main(entry: Any, argv: Sequence[str] | None) -> int:

@@ -10,7 +10,6 @@ on CPUs. On a machine without a GPU it has to be told `cpu=True`, or each proces
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -26,13 +25,11 @@ TIMEOUT = timedelta(hours=6)
 
 
 def uses_cpu(device: str) -> bool:
-    """Whether a run asked for `device` runs on the CPU (then gloo connects its processes)."""
-    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    """Whether a run asked for `device` runs on the CPU (then gloo connects its processes); the one resolver of
+    --device decides (`models.loading.resolve_device`)."""
+    from midalign.models.loading import resolve_device
 
-
-def uses_deepspeed() -> bool:
-    """Whether `accelerate launch` was told to run DeepSpeed (its config's distributed_type: DEEPSPEED)."""
-    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    return resolve_device(device).type == "cpu"
 
 
 def process_state(device: str = "auto") -> PartialState:
@@ -66,6 +63,16 @@ def all_reduce_sum(state: PartialState, values: torch.Tensor) -> torch.Tensor:
     if state.num_processes > 1:
         torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
     return total
+
+
+def broadcast_parameters(state: PartialState, parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Overwrite `parameters` with the main process's values on every process (as DDP does when it wraps a model).
+
+    One broadcast per parameter, once per run: a few hundred small tensors for a LoRA adapter."""
+    if state.num_processes == 1:
+        return
+    for param in parameters:
+        torch.distributed.broadcast(param.detach(), src=0)  # in place: a detached tensor shares the storage
 
 
 def average_gradients(state: PartialState, parameters: Iterable[torch.nn.Parameter]) -> None:

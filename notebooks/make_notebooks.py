@@ -33,14 +33,14 @@ LAYER_HEATMAPS = [
              'METRIC = "retrieval_acc"  # or margin_retrieval_acc, cosine, cosine_gap\n'
              'GROUP_BY = "script"  # or family, resource_level'),
     ("code", "%matplotlib inline\nfrom pathlib import Path\n\n"
-             "from midalign.plots import (\n"
+             "from midalign.analysis.runs import load_run\n"
+             "from midalign.viz.plots import (\n"
              "    plot_language_heatmap,\n"
              "    plot_layer_curve,\n"
              "    plot_layer_language_heatmap,\n"
              "    save_figure,\n"
              "    save_run_figures,\n"
-             ")\n"
-             "from midalign.runs import load_run\n\n"
+             ")\n\n"
              "run = load_run(RUN_DIR)\n"
              "run.selection"),
     ("md", "## Alignment by layer\n\n"
@@ -96,8 +96,8 @@ COMPARE_RUNS = [
              'METRIC = "retrieval_acc"\n'
              "LAYER = None  # language-pair view at this layer; None: the layer run A selected"),
     ("code", "%matplotlib inline\nfrom pathlib import Path\n\n"
-             "from midalign.plots import plot_compare_curves, plot_difference_heatmap, save_figure\n"
-             "from midalign.runs import load_run\n\n"
+             "from midalign.analysis.runs import load_run\n"
+             "from midalign.viz.plots import plot_compare_curves, plot_difference_heatmap, save_figure\n\n"
              "run_a, run_b = load_run(RUN_A), load_run(RUN_B)\n"
              "{\"A\": run_a.selection, \"B\": run_b.selection}"),
     ("md", "## Curves\n\nMean over the shared directed pairs per layer (band: interquartile range; star: "

@@ -10,13 +10,13 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from midalign.align_data import from_parallel, is_pair_source, load_pairs
-from midalign.data import load_parallel
-from midalign.early_stopping import DevMonitor
-from midalign.metrics import pair_metrics
+from midalign.analysis.metrics import pair_metrics
+from midalign.corpora.pairs import from_parallel, is_pair_source, load_pairs
+from midalign.corpora.parallel import load_parallel
 from midalign.train import main
-from midalign.train_data import AlignPair, tokenize_pairs
-from midalign.train_eval import hits_table, retrieval_hits, summarize
+from midalign.training.data import AlignPair, tokenize_pairs
+from midalign.training.early_stopping import DevMonitor
+from midalign.training.evaluation import hits_table, retrieval_hits, summarize
 from tests.helpers import PAIRS_LIKE, tiny_tokenizer
 
 

@@ -1,4 +1,4 @@
-"""End-to-end `midalign-analyze` on a tiny model and a FLORES+-layout folder: outputs, resume, overwrite, errors."""
+"""End-to-end `midalign-analyze` on a tiny model and a FLORES+-layout folder: outputs, resume, recompute, errors."""
 
 import json
 from pathlib import Path
@@ -75,7 +75,7 @@ def test_end_to_end_outputs_and_independent_check(tiny_model_dir: Path, flores_d
         assert ours.loc[key] == pytest.approx(value, abs=0.01), key
 
 
-def test_resume_reuses_finished_languages_and_overwrite_recomputes(
+def test_resume_reuses_finished_languages_and_recompute_recomputes(
     tiny_model_dir: Path, flores_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
@@ -87,7 +87,7 @@ def test_resume_reuses_finished_languages_and_overwrite_recomputes(
     after = cache_mtimes(out)
     assert {name for name in before if before[name] != after[name]} == {"fra_Latn.npy"}
     pd.testing.assert_frame_equal(pd.read_parquet(out / "pairs.parquet"), first, atol=1e-6)
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--overwrite") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--recompute") == 0
     assert all(cache_mtimes(out)[name] != after[name] for name in after)
 
 
@@ -98,10 +98,12 @@ def test_other_split_and_pooling_use_separate_cache_entries(
     assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false") == 0
     (out / "figures").mkdir()
     (out / "figures" / "layer_curve.png").write_bytes(b"an earlier run's figure")
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--pooling", "last") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--pooling", "last") == 2
+    assert "already holds an analysis with other settings (pooling); pass --overwrite" in caplog.text
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--pooling", "last", "--overwrite") == 0
     assert "other settings" in caplog.text  # the mean-pooled entries are detected, not reused
     assert not list((out / "figures").glob("*.png")), "figures of the earlier run are removed with its results"
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--split", "dev") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--split", "dev", "--overwrite") == 0
     assert json.loads((out / "config.json").read_text())["resolved"]["n_sentences"] == 12
 
 

@@ -35,7 +35,7 @@ def test_bench_metrics_small(tmp_path: Path) -> None:
 def test_bench_align_step_quick(tmp_path: Path) -> None:
     table = run_benchmark("bench_align_step.py", "--quick", "--batch-size", "2", out=tmp_path / "align.csv")
     row = table.iloc[0]
-    assert (row.n_layers, row.layer) == (18, 9)
+    assert (row.n_blocks, row.layer) == (18, 9)
     assert min(row.stopped_s, row.full_body_s, row.full_lm_s) > 0
 
 

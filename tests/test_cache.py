@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from midalign.cache import CacheKey, StateCache
+from midalign.models.cache import CacheKey, StateCache
 
 KEY = CacheKey("tiny@abc", "float32", "mean", 512, "udhr", "all", "eng_Latn", 5, "0123456789abcdef")
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from midalign import available_languages, load_parallel
-from midalign.data import CorpusError
-from midalign.languages import UnknownLanguageError
+from midalign.corpora.languages import UnknownLanguageError
+from midalign.corpora.parallel import CorpusError
 from tests.helpers import FLORES_LIKE, write_flores_layout
 
 

@@ -20,13 +20,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from midalign.analyze import AnalyzeConfig, _process_device
+from midalign.analysis.pipeline import _process_device
 from midalign.analyze import main as analyze_main
 from midalign.errors import MidalignError
-from midalign.models import load_model
-from midalign.shard import Unit, split_units
+from midalign.models.loading import load_model
+from midalign.models.shard import Unit, split_units
+from midalign.options import AnalyzeConfig
 from midalign.train import main as train_main
-from midalign.train_data import CycledBatchSampler
+from midalign.training.data import CycledBatchSampler
 
 LAUNCH_TIMEOUT = 240  # seconds; a launch takes ~15 s on one free core
 RESULTS = ("pairs.csv", "pairs.parquet", "per_language.csv", "layers.csv", "languages.csv", "selection.json")
@@ -160,8 +161,8 @@ def test_two_processes_per_process_negatives_equal_one_process_with_twice_the_ac
     the adapters are bitwise equal (g0/2 + g1/2 == (g0 + g1)/2 exactly). With a = 2 one process sums its 4
     micro-step gradients as ((g0 + g1) + g2) + g3, two processes as (g0 + g1) + (g2 + g3): a few ulps apart
     (6e-8 on weights up to 0.18 after 4 steps), hence atol 1e-6 there. In alternate mode a step needs as many
-    task as alignment micro-steps on each process (a even) for both to group the same batches; its alignment
-    micro-steps never pass through DDP's forward (the stopped forward), so only our all-reduce syncs them."""
+    task as alignment micro-steps on each process (a even) for both to group the same batches. Task and alignment
+    gradients alike are synchronised only by the trainer's one all-reduce per step (the model is not DDP-wrapped)."""
     common = ["--task-data", str(task_file), "--mode", mode, "--batch-size", "4", "--layer", "2"]
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert train_main(_train_args(tiny_model_dir, flores_dir, single, *common, "--grad-accum", str(2 * accum))) == 0

@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from midalign import train
-from midalign.evaluate import EvaluateConfig, main, resolve_groups
-from midalign.generate import StopOnText, cut, generate
+from midalign.evaluate import main
+from midalign.options import EvaluateConfig
+from midalign.records import TrainingRecord
 from midalign.tasks import cldr
+from midalign.tasks.evaluation import resolve_groups
+from midalign.tasks.generate import StopOnText, cut, generate
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
@@ -71,8 +74,7 @@ def test_groups_from_lists_aliases_and_a_training_run(trained_run) -> None:
     config = EvaluateConfig(task="cldr", supervised=["en", "de"], alignment=["rus_Cyrl"])
     assert resolve_groups(config, LANGS, None) == {"eng_Latn": "supervised", "deu_Latn": "supervised",
         "fra_Latn": "unseen", "rus_Cyrl": "alignment", "ell_Grek": "unseen"}  # fmt: skip
-    training = json.loads((trained_run / "config.json").read_text())
-    groups = resolve_groups(EvaluateConfig(task="cldr"), LANGS, training)
+    groups = resolve_groups(EvaluateConfig(task="cldr"), LANGS, TrainingRecord.load(trained_run))
     assert groups == {"eng_Latn": "supervised", "deu_Latn": "supervised", "fra_Latn": "alignment",
                       "rus_Cyrl": "alignment", "ell_Grek": "unseen"}  # fmt: skip
     assert set(resolve_groups(EvaluateConfig(task="cldr"), LANGS, None).values()) == {"ungrouped"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from midalign.languages import UnknownLanguageError, language_info, resolve_language, resolve_languages
+from midalign.corpora.languages import UnknownLanguageError, language_info, resolve_language, resolve_languages
 
 FLORES_PLUS_LIKE = [
     "eng_Latn",

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from midalign.losses import AlignmentLoss, alignment_loss
+from midalign.training.losses import AlignmentLoss, alignment_loss
 
 
 def _cos(a: list[float], b: list[float]) -> float:

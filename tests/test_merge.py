@@ -10,7 +10,8 @@ import torch
 from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from midalign.merge import MergeError, choose, load_adapter, main, merge, merge_adapters
+from midalign.merge import main
+from midalign.training.merge import MergeError, choose, load_adapter, merge, merge_adapters
 
 # Weights agree to an fp32 rounding (~1e-7); a random tiny Gemma's norms amplify that to ~4e-6 of the outputs' scale.
 WEIGHT_TOLERANCE, OUTPUT_TOLERANCE = 1e-6, 5e-5
@@ -136,7 +137,7 @@ def test_mismatched_adapters_are_refused(tiny_model_dir, adapters, tmp_path, cap
     for adapter, identity in ((task, "model-a"), (align, "model-b")):  # midalign's identity, when recorded, decides
         run = tmp_path / f"run-{identity}"
         shutil.copytree(adapter, run / "adapter")
-        (run / "config.json").write_text(json.dumps({"model": None, "resolved": {"model_identity": identity}}))
+        (run / "config.json").write_text(json.dumps({"command": "train", "resolved": {"model_identity": identity}}))
     with pytest.raises(MergeError, match=r"different base models: model-a .* vs model-b"):
         merge(load_adapter(tmp_path / "run-model-a/adapter"), load_adapter(tmp_path / "run-model-b/adapter"), 1, 1)
     wider = LlamaForCausalLM(LlamaConfig(vocab_size=400, hidden_size=48, intermediate_size=64, num_hidden_layers=4,

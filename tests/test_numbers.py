@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
-from midalign.select import select_layer
+from midalign.analysis.select import select_layer
 from midalign.train import main as train_main
-from midalign.trainer import Trainer
+from midalign.training.trainer import Trainer
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,13 +34,13 @@ def test_select_layer_excludes_the_ends_and_breaks_ties_to_the_lower_layer() -> 
     # Layers 0..4 of a 4-block model: the embeddings (0.9) and the last block (0.95) score best but are excluded;
     # blocks 2 and 3 tie at 0.7, so block 2 wins; the diagonal (self pairs, 1.0) never counts.
     matrices = {"retrieval_acc": _layers([0.9, 0.5, 0.7, 0.7, 0.95]), "cosine": _layers([0.1, 0.2, 0.3, 0.4, 0.35])}
-    chosen = select_layer(matrices, [0, 1, 2, 3, 4], n_layers=4)
+    chosen = select_layer(matrices, [0, 1, 2, 3, 4], n_blocks=4)
     assert chosen["layer"] == 2 and chosen["score"] == pytest.approx(0.7)
     assert chosen["runner_up"] == {"layer": 3, "score": pytest.approx(0.7)}
     assert chosen["curve"] == {str(i): pytest.approx(v) for i, v in enumerate([0.9, 0.5, 0.7, 0.7, 0.95])}
     assert chosen["best_by_metric"] == {"retrieval_acc": 4, "cosine": 3}, "the per-metric argmax excludes nothing"
     assert select_layer(matrices, [0, 1, 2, 3, 4], 4, metric="cosine")["layer"] == 3
-    only_ends = select_layer({"retrieval_acc": _layers([0.2, 0.6])}, [0, 4], n_layers=4)
+    only_ends = select_layer({"retrieval_acc": _layers([0.2, 0.6])}, [0, 4], n_blocks=4)
     assert only_ends["layer"] == 4 and only_ends["runner_up"]["layer"] == 0, "with no hidden block, ends compete"
 
 

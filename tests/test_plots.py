@@ -1,4 +1,4 @@
-"""Reading analysis runs back (midalign.runs) and drawing them (midalign.plots), on committed fixtures."""
+"""Reading analysis runs back (midalign.analysis.runs) and drawing them (midalign.viz.plots), on committed fixtures."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 
+from midalign.analysis.runs import REQUIRED_FILES, AnalysisRun, cluster_order, group_matrix, load_run
 from midalign.errors import MidalignError
-from midalign.plots import (
+from midalign.viz.plots import (
     plot_compare_curves,
     plot_difference_heatmap,
     plot_language_heatmap,
@@ -21,7 +22,6 @@ from midalign.plots import (
     plot_layer_language_heatmap,
     save_run_figures,
 )
-from midalign.runs import REQUIRED_FILES, AnalysisRun, cluster_order, group_matrix, load_run
 from tests.fixtures.make_analysis_fixture import build_run, many_languages
 
 FIXTURES = Path(__file__).parent / "fixtures"

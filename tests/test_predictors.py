@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from midalign.analysis.predictors import base_retrieval, correlation, transfer_predictors, transfer_table
+from midalign.analysis.runs import load_run
 from midalign.evaluate import main as evaluate_main
-from midalign.predictors import base_retrieval, correlation, transfer_predictors, transfer_table
-from midalign.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ANALYSIS = ROOT / "analysis" / "gemma-3-270m_udhr"  # the committed 48-language run; selected layer 11

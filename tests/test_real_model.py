@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from midalign.analyze import main
-from midalign.data import load_parallel
+from midalign.corpora.parallel import load_parallel
 from tests.test_analyze_cli import naive_retrieval
 
 pytestmark = pytest.mark.real_model
@@ -17,13 +17,13 @@ LANGS = ["fin_Latn", "tha_Thai", "ibo_Latn"]
 
 
 def test_real_model_analysis_agrees_with_independent_implementation(tmp_path: Path) -> None:
-    from midalign.models import embedded_model_path
+    from midalign.models.loading import embedded_model_path
 
     out = tmp_path / "run"
     args = ["--langs", *LANGS, "--max-sentences", "12", "--out", str(out), "--figures", "false"]
     assert main(args) == 0
     selection = json.loads((out / "selection.json").read_text())
-    assert selection["n_layers"] == 18 and len(selection["curve"]) == 19
+    assert selection["n_blocks"] == 18 and len(selection["curve"]) == 19
     pairs = pd.read_parquet(out / "pairs.parquet")
     ours = pairs[pairs.metric == "retrieval_acc"].set_index(["layer", "src", "tgt"]).value
     corpus = load_parallel("udhr", LANGS, max_sentences=12)

@@ -1,6 +1,6 @@
 # The module docstring's Markdown table cannot wrap its rows; code lines are held to 120 by ruff format.
 # ruff: noqa: E501
-"""Reliability (DESIGN.md §6, issue #9): interrupted runs, damaged caches and bad inputs lose nothing and fail clearly.
+"""Reliability (issue #9): interrupted runs, damaged caches and bad inputs lose nothing and fail clearly.
 
 Each fault below was tried on tiny models (tests/reliability_helpers.py, tests/conftest.py); the two kill tests SIGKILL
 real `python -m` subprocesses at a point they poll for, and retry on a larger input, or skip saying so, rather than
@@ -49,14 +49,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from midalign import analyze as analyze_module
-from midalign.analyze import AnalyzeConfig
+from midalign.analysis import pipeline as analyze_module
+from midalign.analysis.runs import load_run
 from midalign.analyze import main as analyze_main
-from midalign.data import load_parallel
+from midalign.corpora.parallel import load_parallel
 from midalign.errors import MidalignError
-from midalign.runs import load_run
-from midalign.train import _same_analysis
+from midalign.options import AnalyzeConfig
 from midalign.train import main as train_main
+from midalign.training.pipeline import _finished_analysis
 from tests.helpers import FLORES_LIKE, write_flores_layout
 from tests.reliability_helpers import (
     decoy_array,
@@ -229,13 +229,14 @@ def test_interrupted_rerun_never_pairs_its_config_with_older_results(
         raise KeyboardInterrupt  # what the folder looks like when a kill lands during extraction
 
     monkeypatch.setattr(analyze_module, "extract_corpus", killed)
+    assert analyze(tiny_model_dir, flores_dir, out, ["eng_Latn", "ell_Grek"]) == 2  # other settings: refused
     with pytest.raises(KeyboardInterrupt):
-        analyze(tiny_model_dir, flores_dir, out, ["eng_Latn", "ell_Grek"])
+        analyze(tiny_model_dir, flores_dir, out, ["eng_Latn", "ell_Grek"], "--overwrite")
     assert json.loads((out / "config.json").read_text())["resolved"]["languages"] == ["eng_Latn", "ell_Grek"]
     # The first run's selection must not pass as this run's: midalign-train --layer auto reuses a folder whose
     # config.json matches and which has a selection.json, and load_run would read the old tables.
     wanted = AnalyzeConfig(model=str(tiny_model_dir), dataset=str(flores_dir), langs=["eng_Latn", "ell_Grek"])
-    assert not _same_analysis(out, wanted)
+    assert not _finished_analysis(out, wanted)
     with pytest.raises(MidalignError, match=r"selection\.json"):
         load_run(out)
 

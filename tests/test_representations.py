@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from midalign.extract import extract_states, length_sorted_batches, tokenize
-from midalign.representations import LayerOutOfRangeError, decoder_blocks, forward_layers, num_layers, pool
+from midalign.models.extract import extract_states, length_sorted_batches, tokenize
+from midalign.models.representations import LayerOutOfRangeError, decoder_blocks, forward_layers, num_blocks, pool
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 
@@ -20,8 +20,8 @@ def test_stopped_forward_equals_hf_hidden_states(architecture: str, tokenizer) -
     batch = tokenizer(FLORES_LIKE["eng_Latn"][:3] + FLORES_LIKE["rus_Cyrl"][:2], padding=True, return_tensors="pt")
     with torch.no_grad():
         reference = model(**batch, output_hidden_states=True).hidden_states
-        got = forward_layers(model, batch["input_ids"], batch["attention_mask"], range(num_layers(model) + 1))
-    assert len(reference) == num_layers(model) + 1 == 5
+        got = forward_layers(model, batch["input_ids"], batch["attention_mask"], range(num_blocks(model) + 1))
+    assert len(reference) == num_blocks(model) + 1 == 5
     for layer, hidden in got.items():
         torch.testing.assert_close(hidden, reference[layer], rtol=0, atol=1e-6)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from babel.dates import format_date
 
-from midalign.languages import CODE_PATTERN
+from midalign.corpora.languages import CODE_PATTERN
 from midalign.tasks import Example, TaskError, TaskOptions, by_language, cldr, entities, read_jsonl, recipe, slots
 from midalign.tasks import translation as mt
-from midalign.train_data import load_task_data
+from midalign.training.data import load_task_data
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
 
@@ -67,12 +67,12 @@ def test_cldr_data_files_feed_midalign_train(tmp_path) -> None:
     assert cldr.main(argv) == 0
     train = load_task_data(str(out / "train.jsonl"))
     assert len(train) == 10 and {e.language for e in train} == {"eng_Latn", "deu_Latn"}
-    assert all(e.completion.startswith(" ") and not e.prompt.endswith(" ") for e in train)
+    assert all(e.target.startswith(" ") and not e.prompt.endswith(" ") for e in train)
     test = read_jsonl(out / "test.jsonl")
     assert test == cldr.make_examples(["eng_Latn", "deu_Latn"], "date_long", "test", 3)
     assert not {e.prompt.split(": ")[1] for e in train} & {e.meta["canonical"] + " →" for e in test}
     assert json.loads((out / "config.json").read_text())["resolved"]["locales"] == {"eng_Latn": "en", "deu_Latn": "de"}
-    options = TaskOptions(source=str(out / "test.jsonl"), langs=["deu_Latn"], max_examples=2)
+    options = TaskOptions(task_data=str(out / "test.jsonl"), task_langs=["deu_Latn"], max_examples=2)
     assert [e.language for e in cldr.load_examples(options)] == ["deu_Latn"] * 2
 
 
@@ -95,20 +95,22 @@ def test_massive_locales_map_to_flores_codes() -> None:
 
 
 def test_massive_loader_on_a_local_copy() -> None:
-    examples = slots.load_examples(TaskOptions(source=str(FIXTURES / "massive"), langs=["en-US", "de"]))
+    examples = slots.load_examples(TaskOptions(task_data=str(FIXTURES / "massive"), task_langs=["en-US", "de"]))
     assert list(by_language(examples)) == ["eng_Latn", "deu_Latn"] and len(examples) == 7
     first = examples[0]
     assert first.reference == "time: five am; date: week" and first.id == "en-US-1"
     assert first.prompt == f"{slots.SYSTEM_PROMPT}\nCommand: wake me up at five am this week\nEntities:"
     assert examples[1].reference == "None"
-    every = slots.load_examples(TaskOptions(source=str(FIXTURES / "massive"), max_examples=1))  # default: all locales
+    every = slots.load_examples(
+        TaskOptions(task_data=str(FIXTURES / "massive"), max_examples=1)
+    )  # default: all locales
     assert [e.language for e in every] == ["eng_Latn", "deu_Latn", "fra_Latn"]
     with pytest.raises(TaskError, match="cannot load MASSIVE"):
-        slots.load_examples(TaskOptions(source=str(FIXTURES / "massive"), langs=["ja-JP"]))
+        slots.load_examples(TaskOptions(task_data=str(FIXTURES / "massive"), task_langs=["ja-JP"]))
 
 
 def test_slot_f1_known_answers_and_formatting_noise() -> None:
-    examples = slots.load_examples(TaskOptions(source=str(FIXTURES / "massive"), langs=["en-US"]))
+    examples = slots.load_examples(TaskOptions(task_data=str(FIXTURES / "massive"), task_langs=["en-US"]))
     references = [e.reference for e in examples]  # 2 + 0 + 3 + 2 = 7 gold pairs
     perfect = slots.score(examples, references)
     assert perfect["slot_f1"] == 1.0 and perfect["exact_match"] == 1.0
@@ -132,7 +134,7 @@ def test_slot_f1_known_answers_and_formatting_noise() -> None:
 
 # ---- translation ---------------------------------------------------------------------------------------------------
 def test_translation_both_directions_from_a_parallel_source(flores_dir) -> None:
-    options = TaskOptions(source=str(flores_dir), split="dev", langs=["deu_Latn", "ru"], max_examples=4)
+    options = TaskOptions(task_data=str(flores_dir), task_split="dev", task_langs=["deu_Latn", "ru"], max_examples=4)
     examples = mt.load_examples(options)
     assert list(by_language(examples)) == ["deu_Latn", "rus_Cyrl"] and len(examples) == 2 * 2 * 4
     x2en = next(e for e in examples if e.meta["direction"] == "x2en" and e.language == "deu_Latn")
@@ -146,19 +148,27 @@ def test_translation_both_directions_from_a_parallel_source(flores_dir) -> None:
     assert set(perfect) == {"x2en_bleu", "x2en_chrf", "en2x_bleu", "en2x_chrf"}  # no COMET without unbabel-comet
     assert all(value == pytest.approx(100.0) for value in perfect.values())
     assert all(value == 0.0 for value in mt.score(german, [""] * len(german)).values())
-    only = mt.load_examples(TaskOptions(source=str(flores_dir), split="dev", langs=["fra"], directions=["en2x"]))
+    only = mt.load_examples(
+        TaskOptions(task_data=str(flores_dir), task_split="dev", task_langs=["fra"], directions=["en2x"])
+    )
     assert {e.meta["direction"] for e in only} == {"en2x"}
     assert mt.bleu_tokenizer("cmn_Hans") == "zh" and mt.bleu_tokenizer("deu_Latn") == "13a"
     with pytest.raises(TaskError, match="directions"):
-        mt.load_examples(TaskOptions(source=str(flores_dir), langs=["fra"], directions=["fr2de"]))
+        mt.load_examples(TaskOptions(task_data=str(flores_dir), task_langs=["fra"], directions=["fr2de"]))
 
 
 def test_translation_from_the_bundled_pair_corpus_keeps_test_apart_from_model_choice(pairs_dir) -> None:
-    from midalign.align_data import DEV_PAIRS, DEV_SPLIT, read_pair_source
-    from midalign.train_data import first_pairs_by_hash
+    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, read_pair_source
+    from midalign.training.data import first_pairs_by_hash
 
     def ids(split: str, max_examples: int | None = None) -> list[str]:
-        options = TaskOptions("gettext", split, ["deu_Latn"], max_examples, directions=["x2en"])
+        options = TaskOptions(
+            task_data="gettext",
+            task_split=split,
+            task_langs=["deu_Latn"],
+            max_examples=max_examples,
+            directions=["x2en"],
+        )
         examples = mt.load_examples(options)
         assert {e.meta["direction"] for e in examples} == {"x2en"} and {e.language for e in examples} == {"deu_Latn"}
         return [e.id.removesuffix("-deu_Latn-eng_Latn") for e in examples]
@@ -172,11 +182,15 @@ def test_translation_from_the_bundled_pair_corpus_keeps_test_apart_from_model_ch
     assert len(some) == 30 and set(some) <= set(test) and some == ids("test", 30)
     assert not set(ids("train", 50)) & set(stored.ids), "train and dev hold different English sentences"
     english = dict(zip(stored.ids, stored.english, strict=True))
-    example = mt.load_examples(TaskOptions("gettext", "test", ["de"], 1, directions=["x2en"]))[0]
+    example = mt.load_examples(
+        TaskOptions(task_data="gettext", task_split="test", task_langs=["de"], max_examples=1, directions=["x2en"])
+    )[0]
     assert example.prompt.startswith("Translate from German to English.\nGerman: ")
     assert example.reference == " ".join(english[example.id.removesuffix("-deu_Latn-eng_Latn")].split())
     with pytest.raises(TaskError, match=f"no test pairs beyond the {DEV_PAIRS} dev pairs"):
-        mt.load_examples(TaskOptions(str(pairs_dir), "test", ["deu_Latn"], directions=["x2en"]))  # 8 dev pairs
+        mt.load_examples(
+            TaskOptions(task_data=str(pairs_dir), task_split="test", task_langs=["deu_Latn"], directions=["x2en"])
+        )  # 8 dev pairs
 
 
 def test_task_data_cli_keeps_short_examples_then_caps(tmp_path: Path) -> None:
@@ -192,7 +206,9 @@ def test_task_data_cli_keeps_short_examples_then_caps(tmp_path: Path) -> None:
     assert task_data_main(args) == 0
     written = read_jsonl(tmp_path / "train.jsonl")
     assert len(written) == 20 and all(len(e.reference.split()) <= 5 for e in written)
-    every = mt.load_examples(TaskOptions("gettext", "train", ["fra_Latn"], directions=["x2en"]))
+    every = mt.load_examples(
+        TaskOptions(task_data="gettext", task_split="train", task_langs=["fra_Latn"], directions=["x2en"])
+    )
     assert [e.id for e in written] == [e.id for e in every if len(e.reference.split()) <= 5][:20]
 
 
@@ -211,7 +227,7 @@ def test_entity_json_parsing_recovers_what_it_can() -> None:
 
 
 def test_entity_loaders_and_f1_known_answers() -> None:
-    examples = entities.load_examples(TaskOptions(source=str(FIXTURES / "entities.jsonl")))
+    examples = entities.load_examples(TaskOptions(task_data=str(FIXTURES / "entities.jsonl")))
     assert list(by_language(examples)) == ["eng_Latn", "deu_Latn"] and len(examples) == 6
     assert json.loads(examples[0].reference)[0] == {"type": "PER", "text": "Ada Lovelace"}
     assert examples[1].reference == "[]" and examples[0].prompt.endswith("Charles Babbage in London.\nEntities:")
@@ -223,7 +239,7 @@ def test_entity_loaders_and_f1_known_answers() -> None:
     answers = ['[{"type": "PER", "text": "ada lovelace"}, {"type": "ORG", "text": "London"}', "not json", "[]"]
     partial = entities.score(english, answers)
     assert partial["entity_precision"] == 0.5 and partial["entity_recall"] == pytest.approx(1 / 6)
-    iob = entities.load_examples(TaskOptions(source=str(FIXTURES / "uner_iob.jsonl"), langs=["eng_Latn"]))
+    iob = entities.load_examples(TaskOptions(task_data=str(FIXTURES / "uner_iob.jsonl"), task_langs=["eng_Latn"]))
     assert [json.loads(e.reference) for e in iob] == [
         [{"type": "PER", "text": "Marie Curie"}, {"type": "LOC", "text": "Paris"}],
         [{"type": "ORG", "text": "United Nations"}],
@@ -243,19 +259,28 @@ def test_recipes_are_registered_and_jsonl_round_trips(tmp_path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"prompt": "p"}\n')
     with pytest.raises(TaskError, match="line 1"):
         read_jsonl(tmp_path / "bad.jsonl")
+    # One example type and one reader for evaluation and training files: a completion other than " " + reference
+    # (any prompt/completion file) is kept as the training target; training files may omit the language.
+    raw = [Example("c", "fra_Latn", "r:", "w", completion="\nw")]
+    assert read_jsonl(write_jsonl(tmp_path / "raw.jsonl", raw)) == raw and raw[0].target == "\nw"
+    (tmp_path / "plain.jsonl").write_text('{"prompt": "p", "completion": " a b"}\n')
+    (plain,) = read_jsonl(tmp_path / "plain.jsonl", require_language=False)
+    assert (plain.language, plain.reference, plain.completion, plain.target) == (None, "a b", None, " a b")
+    with pytest.raises(TaskError, match="missing field 'language'"):
+        read_jsonl(tmp_path / "plain.jsonl")
 
 
 # ---- python -m midalign.tasks: training files from any recipe ---------------------------------------------------
 def test_task_data_cli_writes_what_midalign_train_reads(tmp_path: Path) -> None:
     from midalign.tasks.__main__ import main as task_data_main
-    from midalign.train_data import load_task_data
+    from midalign.training.data import load_task_data
 
     out = tmp_path / "massive"
     args = ["--task", "massive", "--data", str(FIXTURES / "massive"), "--split", "test", "--langs", "en-US", "de"]
     assert task_data_main([*args, "--out", str(out)]) == 0
-    examples = slots.load_examples(TaskOptions(source=str(FIXTURES / "massive"), langs=["en-US", "de"]))
+    examples = slots.load_examples(TaskOptions(task_data=str(FIXTURES / "massive"), task_langs=["en-US", "de"]))
     written = load_task_data(str(out / "test.jsonl"))
-    assert [(x.prompt, x.completion.strip(), x.language) for x in written] == [
+    assert [(x.prompt, x.target.strip(), x.language) for x in written] == [
         (x.prompt, x.reference, x.language) for x in examples
     ]
     config = json.loads((out / "config.json").read_text())
@@ -265,13 +290,15 @@ def test_task_data_cli_writes_what_midalign_train_reads(tmp_path: Path) -> None:
 
 def test_translation_from_a_wmt_style_source() -> None:
     source = str(FIXTURES / "wmt")  # one folder per pair, as the hub's wmt19 configs: de-en/, en-fr/
-    examples = mt.load_examples(TaskOptions(source=source, split="test", langs=["deu_Latn", "fra_Latn"]))
+    examples = mt.load_examples(TaskOptions(task_data=source, task_split="test", task_langs=["deu_Latn", "fra_Latn"]))
     assert list(by_language(examples)) == ["deu_Latn", "fra_Latn"] and len(examples) == 2 * (3 + 2)
     x2en = next(e for e in examples if e.meta["direction"] == "x2en" and e.language == "fra_Latn")
     assert x2en.prompt == "Translate from French to English.\nFrench: Le train arrive à huit heures.\nEnglish:"
     assert x2en.reference == "The train arrives at eight o'clock." and x2en.id == "en-fr-0-fra_Latn-eng_Latn"
     en2x = [e for e in examples if e.meta["direction"] == "en2x" and e.language == "deu_Latn"]
     assert [e.reference for e in en2x][-1] == "Die Brücke ist seit Montag gesperrt."
-    assert len(mt.load_examples(TaskOptions(source=source, split="test", langs=["de"], max_examples=1))) == 2
+    assert (
+        len(mt.load_examples(TaskOptions(task_data=source, task_split="test", task_langs=["de"], max_examples=1))) == 2
+    )
     with pytest.raises(TaskError, match="no it-en pair for ita_Latn; it has de-en, en-fr"):
-        mt.load_examples(TaskOptions(source=source, split="test", langs=["ita_Latn"]))
+        mt.load_examples(TaskOptions(task_data=source, task_split="test", task_langs=["ita_Latn"]))

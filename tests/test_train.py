@@ -8,23 +8,25 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from midalign import losses
-from midalign.align_data import from_parallel
-from midalign.data import load_parallel
+from midalign.corpora.pairs import from_parallel
+from midalign.corpora.parallel import load_parallel
 from midalign.errors import MidalignError
-from midalign.representations import forward_layers, pool
-from midalign.train import TrainConfig, main
-from midalign.train_data import (
+from midalign.models.representations import forward_layers, pool
+from midalign.options import TrainConfig
+from midalign.train import main
+from midalign.training import losses
+from midalign.training.data import (
     CycledBatchSampler,
-    TaskDataError,
+    TaskError,
     build_pairs,
     heldout_split,
     load_task_data,
 )
-from midalign.trainer import Trainer, attach_lora, resolve_target_modules
+from midalign.training.trainer import Trainer, attach_lora, check_distributed_type, resolve_target_modules
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 OUTPUT_FILES = ("config.json", "steps.csv", "eval_before.csv", "eval_after.csv", "eval_summary.csv")
@@ -119,7 +121,7 @@ def test_alternate_epochs_see_every_task_example_and_every_pair(tokenizer, tiny_
     model = attach_lora(tiny_model("llama", len(tokenizer)), 4, 8, 0.1, ["q_proj"])
     task = [{"input_ids": [1, 10 + i, 11], "labels": [-100, 10 + i, 11]} for i in range(5)]  # token 2 = example id
     pairs = [{"src_ids": [1, 5], "tgt_ids": [1, 6, 7], "row": i} for i in range(11)]
-    config = TrainConfig(model=str(tiny_model_dir), batch_size=2, align_batch_size=3, epochs=2, device="cpu")
+    config = TrainConfig(model=str(tiny_model_dir), task_batch_size=2, align_batch_size=3, epochs=2, device="cpu")
     trainer = Trainer(config, model, tokenizer, 2, task, pairs, tmp_path)
     assert trainer.rounds == 4  # max(ceil(5 / 2), ceil(11 / 3))
     seen = [{"task": [], "align": []} for _ in range(config.epochs)]
@@ -174,14 +176,14 @@ def test_heldout_split_and_pairs(flores_dir) -> None:
 def test_task_data_errors_name_file_line_and_field(tmp_path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "a", "completion": "b"}\n\n{"prompt": "c"}\n')
-    with pytest.raises(TaskDataError, match=r"bad.jsonl, line 3: missing field 'completion'"):
+    with pytest.raises(TaskError, match=r"bad.jsonl, line 3: missing field 'completion'"):
         load_task_data(str(path))
     path.write_text('{"prompt": "a", "completion": "b"\n')
-    with pytest.raises(TaskDataError, match="line 1: not valid JSON"):
+    with pytest.raises(TaskError, match="line 1: not valid JSON"):
         load_task_data(str(path))
     table = tmp_path / "task.csv"
     table.write_text("prompt,answer\na,b\n")
-    with pytest.raises(TaskDataError, match=r"missing field\(s\) \['completion'\]"):
+    with pytest.raises(TaskError, match=r"missing field\(s\) \['completion'\]"):
         load_task_data(str(table))
     table.write_text("prompt,completion,language\na,b,deu_Latn\n")
     assert load_task_data(str(table))[0].language == "deu_Latn"
@@ -287,6 +289,30 @@ def test_resume_ends_where_an_uninterrupted_run_ends(
     for name in weights[0]:
         torch.testing.assert_close(weights[1][name], weights[0][name], rtol=0, atol=0)
     assert main(_args(tiny_model_dir, flores_dir, resumed, *common, "--resume", "--lr", "1e-3")) == 2
+
+
+def test_bf16_and_fp32_runs_follow_each_other_in_one_process(tiny_model_dir, flores_dir, task_file, tmp_path) -> None:
+    """The precision is the trainer's own autocast, not process-wide accelerate state: bf16, fp32 and bf16 again in
+    one process each train in their own precision (bf16 and fp32 adapters differ; the two bf16 ones are equal)."""
+    common = ["--layer", "2", "--task-data", str(task_file), "--max-steps", "2", "--eval", "false"]
+    outs = {name: tmp_path / name for name in ("bf16", "fp32", "bf16-again")}
+    for name, out in outs.items():
+        dtype = name.split("-")[0]
+        assert main(_args(tiny_model_dir, flores_dir, out, *common, "--dtype", dtype)) == 0
+        assert json.loads((out / "config.json").read_text())["resolved"]["precision"] == dtype
+    weights = {name: load_file(out / "adapter" / "adapter_model.safetensors") for name, out in outs.items()}
+    for name, tensor in weights["bf16"].items():
+        torch.testing.assert_close(weights["bf16-again"][name], tensor, rtol=0, atol=0, msg=name)
+    gap = max(float((weights["fp32"][name] - tensor).abs().max()) for name, tensor in weights["bf16"].items())
+    assert gap > 1e-6, "the fp32 run must not run under the bf16 run's autocast"
+
+
+def test_accelerate_engines_that_take_the_model_over_are_refused() -> None:
+    for kind in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+        check_distributed_type(kind)
+    for kind in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+        with pytest.raises(MidalignError, match=f"does not run under accelerate's {kind.value}"):
+            check_distributed_type(kind)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
-from midalign.data import load_parallel
-from midalign.merge import merge_adapters
-from midalign.models import load_model
+from midalign.corpora.parallel import load_parallel
+from midalign.models.loading import load_model
+from midalign.training.merge import merge_adapters
 
 TASK, ALIGN = "runs/transfer_cldr/baseline-s{seed}/adapter", "analysis/merge_cldr/align_matched-s{seed}/adapter"
 

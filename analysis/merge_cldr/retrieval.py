@@ -16,9 +16,9 @@ import pandas as pd
 from peft import PeftModel
 
 from midalign.cli import setup_logging
-from midalign.data import load_parallel
-from midalign.models import load_model
-from midalign.train_eval import retrieval_eval
+from midalign.corpora.parallel import load_parallel
+from midalign.models.loading import load_model
+from midalign.training.evaluation import retrieval_eval
 
 HERE = Path("analysis/merge_cldr")
 LANGS = ["deu_Latn", "fra_Latn", "spa_Latn", "ita_Latn", "pol_Latn", "rus_Cyrl", "por_Latn_BR", "nld_Latn", "ces_Latn",

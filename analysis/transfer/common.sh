@@ -27,8 +27,8 @@ case $TASK in
   cldr)  # CLDR long dates: `русский: 1942-01-19 →` must give ` 19 января 1942 г.`
     SUPERVISED="eng_Latn deu_Latn fra_Latn"
     TASK_DATA=$HERE/data/cldr/train.jsonl
-    make_data() { $BIN/python -m midalign.tasks.cldr --langs $SUPERVISED --kind date_long --n-train 100 --n-dev 10 \
-      --n-test 0 --seed 0 --out $HERE/data/cldr; }
+    make_data() { $BIN/python -m midalign.tasks.cldr --task-langs $SUPERVISED --cldr-kind date_long --n-train 100 \
+      --n-dev 10 --n-test 0 --seed 0 --out $HERE/data/cldr; }
     SCORE="--task cldr --cldr-kind date_long --seed 0 --max-new-tokens 16"
     ;;
   translation)  # short software sentences X -> English (gettext; test = dev-split pairs that never choose models)
@@ -38,9 +38,9 @@ case $TASK in
     # Training: 100 sentences per language whose English side has at most 10 words (padding to the longest of a
     # batch made unfiltered batches ~3x slower than the CLDR ones). Test: any length, 30 sentences per language
     # (generation is the cost), answers up to 40 tokens.
-    make_data() { $BIN/python -m midalign.tasks --task translation --data gettext --split train --directions x2en \
-      --langs $SUPERVISED --max-words 10 --max-examples 100 --out $HERE/data/translation; }
-    SCORE="--task translation --data gettext --directions x2en --max-new-tokens 40"
+    make_data() { $BIN/python -m midalign.tasks --task translation --task-data gettext --task-split train \
+      --directions x2en --task-langs $SUPERVISED --max-words 10 --max-examples 100 --out $HERE/data/translation; }
+    SCORE="--task translation --task-data gettext --directions x2en --max-new-tokens 40"
     N_TEST=30
     ;;
   align) return 0 ;;  # the alignment-only adapter: none of the task settings below
@@ -53,6 +53,6 @@ LANGS="$SUPERVISED $ALIGNED $UNSEEN"
 [ -f $TASK_DATA ] || make_data
 STEPS=$(( 2 * (($(wc -l < $TASK_DATA) + 15) / 16) ))
 TRAIN="--task-data $TASK_DATA --align-langs $ALIGNED --analysis $ANALYSIS --epochs 2 --max-steps $STEPS
-  --batch-size 16 --mode alternate --eval-data none --dtype bf16 --device cpu --seed $SEED --overwrite"
-TEST="$SCORE --split test --max-examples ${N_TEST:-40} --langs $LANGS --supervised $SUPERVISED --alignment $ALIGNED
+  --task-batch-size 16 --mode alternate --eval-data none --dtype bf16 --device cpu --seed $SEED --overwrite"
+TEST="$SCORE --task-split test --max-examples ${N_TEST:-40} --task-langs $LANGS --supervised $SUPERVISED --alignment $ALIGNED
   --unseen $UNSEEN --batch-size 16 --dtype bf16 --device cpu --overwrite"

@@ -67,7 +67,7 @@ for name in task k11 k4 k18; do evaluate $name; done
 merged=$RUNS/$TASK/merged-s$SEED
 if [ ! -f $merged/adapter/adapter_model.safetensors ]; then
   timed merge $BIN/midalign-merge --task-adapter $RUNS/$TASK/task-s$SEED/adapter --align-adapter $align/adapter \
-    --sweep 0,0.5,1 ${SCORE//--data /--task-data } --task-split dev --max-examples 6 --task-langs $LANGS \
+    --sweep 0,0.5,1 $SCORE --task-split dev --max-examples 6 --task-langs $LANGS \
     --dtype bf16 --device cpu --overwrite --out $merged 2> $RUNS/logs/$TASK-merged-s$SEED.log \
     || { tail -20 $RUNS/logs/$TASK-merged-s$SEED.log; exit 1; }
   keep $merged $TASK/merged-s$SEED

@@ -9,7 +9,7 @@ interval; a difference is called distinguishable from zero when both exclude 0. 
 pair exist count, so a partly finished study summarises what is done.
 What predicts transfer: each transfer language's base retrieval with English at the picked layer (the committed
 48-language UDHR analysis) against the seed-mean task-only score and against the seed-mean gain of every condition
-(midalign.predictors, the functions behind `midalign-evaluate --compare ... --analysis RUN`).
+(midalign.analysis.predictors, the functions behind `midalign-evaluate --compare ... --analysis RUN`).
 
 Writes per_seed.csv, results.csv, per_language.csv, predictors.csv, predictors_languages.csv, merge_weights.csv and
 summary.md under --out; transfer_effects.png and transfer_predictors_TASK.png under --figures.
@@ -27,9 +27,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
-from midalign.plots import plot_transfer_predictors, save_figure
-from midalign.predictors import base_retrieval, transfer_predictors, transfer_table
-from midalign.runs import load_run
+from midalign.analysis.predictors import base_retrieval, transfer_predictors, transfer_table
+from midalign.analysis.runs import load_run
+from midalign.viz.plots import plot_transfer_predictors, save_figure
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -37,9 +37,9 @@ import langcodes
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from midalign.cache import sha256_file
 from midalign.corpora.build_udhr import script_counts
-from midalign.languages import MACROLANGUAGE_MEMBERS
+from midalign.corpora.languages import MACROLANGUAGE_MEMBERS
+from midalign.models.cache import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from midalign.errors import MidalignError
 
-TASKS = ("cldr", "massive", "translation", "entities")
+# The recipes' options are one of every command's option groups; re-exported here for the recipes.
+from midalign.options import TASKS as TASKS
+from midalign.options import TaskOptions as TaskOptions
+
 _MODULES = {"cldr": "cldr", "massive": "slots", "translation": "translation", "entities": "entities"}
 
 
@@ -33,37 +35,28 @@ class TaskError(MidalignError):
 
 @dataclass(frozen=True)
 class Example:
-    """One test item: the model reads `prompt` and should write `reference`; `meta` is recipe-specific."""
+    """One task example, for evaluation and training alike: the model reads `prompt` and should write `reference`.
+
+    `meta` is recipe-specific. Training learns `target`: " " + reference, or the `completion` a task file gave
+    when it is not that (a file may hold any prompt/completion pairs). `language` is None only in training files
+    that do not say."""
 
     id: str
-    language: str
+    language: str | None
     prompt: str
     reference: str
     meta: dict = field(default_factory=dict)
+    completion: str | None = None
 
-
-@dataclass
-class TaskOptions:
-    """What a recipe needs to build its examples (`midalign-evaluate` fills it from its flags)."""
-
-    source: str | None = None  # a file, folder or hub id; None = the recipe's default
-    split: str | None = None
-    langs: Sequence[str] = ()
-    max_examples: int | None = None  # per language
-    seed: int = 0
-    cldr_kind: str = "date_long"
-    directions: Sequence[str] = ("x2en", "en2x")
-    english: str = "eng_Latn"
-
-
-def options_from(config: Any) -> TaskOptions:
-    """TaskOptions from a command config with midalign-evaluate's task flags (`data`, `split`, `langs`, ...)."""
-    return TaskOptions(config.data, config.split, config.langs, config.max_examples, config.seed,
-                       config.cldr_kind, config.directions, config.english)  # fmt: skip
+    @property
+    def target(self) -> str:
+        """The text training appends to the prompt."""
+        return completion(self.reference) if self.completion is None else self.completion
 
 
 def recipe(task: str) -> ModuleType:
-    """The module of a task recipe; each has `load_examples(TaskOptions)` and `score(examples, predictions)`."""
+    """The module of a task recipe: `load_examples(TaskOptions)` (any config with the task options) and
+    `score(examples, predictions)`."""
     if task not in _MODULES:
         raise TaskError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return importlib.import_module(f"midalign.tasks.{_MODULES[task]}")
@@ -84,7 +77,7 @@ def write_jsonl(path: str | Path, examples: Iterable[Example]) -> Path:
                 "id": example.id,
                 "language": example.language,
                 "prompt": example.prompt,
-                "completion": completion(example.reference),
+                "completion": example.target,
                 "reference": example.reference,
                 **example.meta,
             }
@@ -92,9 +85,39 @@ def write_jsonl(path: str | Path, examples: Iterable[Example]) -> Path:
     return path
 
 
-def read_jsonl(path: str | Path, max_examples: int | None = None, langs: Sequence[str] = ()) -> list[Example]:
-    """Examples from a JSONL file `write_jsonl` (or any prompt/completion/language file) wrote."""
-    examples, counts = [], {}
+def example_from_record(record: object, where: str, require_language: bool = True) -> Example:
+    """An Example from one JSONL line or table row: prompt, completion (or reference), language, optional id and
+    extra fields (kept as `meta`); errors name `where` and the field."""
+    if not isinstance(record, dict):
+        raise TaskError(f"{where}: expected an object with prompt and completion fields, got {type(record).__name__}")
+    record = dict(record)
+    required = ["prompt", "language"] if require_language else ["prompt"]
+    if "completion" not in record and "reference" not in record:
+        required.append("completion")
+    for name in required:
+        if name not in record:
+            raise TaskError(f"{where}: missing field {name!r} (fields: {sorted(record)})")
+    for name in ("prompt", "completion", "reference"):
+        if name in record and not isinstance(record[name], str):
+            raise TaskError(f"{where}: field {name!r} must be a string, got {type(record[name]).__name__}")
+    given = record.pop("completion", None)
+    if given is not None and not given:
+        raise TaskError(f"{where}: field 'completion' is empty")
+    reference = record.pop("reference", None)
+    reference = given.strip() if reference is None else reference
+    language = record.pop("language", None)
+    language = None if language is None else str(language)
+    example_id = str(record.pop("id", f"{language}-{where}"))
+    kept = None if given is None or given == completion(reference) else given
+    return Example(example_id, language, record.pop("prompt"), reference, record, kept)
+
+
+def read_jsonl(
+    path: str | Path, max_examples: int | None = None, langs: Sequence[str] = (), require_language: bool = True
+) -> list[Example]:
+    """Examples from a JSONL file `write_jsonl` (or any prompt/completion/language file) wrote; blank lines skipped.
+    `langs` keeps only those languages, `max_examples` the first N of each."""
+    examples, counts = [], Counter()
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -103,20 +126,12 @@ def read_jsonl(path: str | Path, max_examples: int | None = None, langs: Sequenc
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise TaskError(f"{path}, line {number}: not valid JSON ({error.msg})") from error
-            missing = [name for name in ("prompt", "language") if name not in record]
-            if missing or ("completion" not in record and "reference" not in record):
-                raise TaskError(f"{path}, line {number}: needs prompt, completion (or reference) and language")
-            language = str(record.pop("language"))
-            if langs and language not in langs:
+            example = example_from_record(record, f"{path}, line {number}", require_language)
+            if langs and example.language not in langs:
                 continue
-            counts[language] = counts.get(language, 0) + 1
-            if max_examples is not None and counts[language] > max_examples:
-                continue
-            reference = record.pop("reference", None)
-            reference = record.pop("completion", "").strip() if reference is None else reference
-            record.pop("completion", None)
-            example_id = str(record.pop("id", f"{language}-{number}"))
-            examples.append(Example(example_id, language, record.pop("prompt"), reference, record))
+            counts[example.language] += 1
+            if max_examples is None or counts[example.language] <= max_examples:
+                examples.append(example)
     if not examples:
         raise TaskError(f"{path}: no examples" + (f" for languages {list(langs)}" if langs else ""))
     return examples

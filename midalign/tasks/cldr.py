@@ -24,13 +24,13 @@ import hashlib
 import logging
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import langcodes
 from babel import Locale, dates, localedata, numbers
 
-from midalign.languages import CODE_PATTERN, MACROLANGUAGE_MEMBERS, split_code
+from midalign.corpora.languages import CODE_PATTERN, MACROLANGUAGE_MEMBERS, split_code
+from midalign.options import CldrDataConfig
 from midalign.tasks import Example, TaskError, TaskOptions
 
 logger = logging.getLogger(__name__)
@@ -178,10 +178,12 @@ def load_examples(options: TaskOptions) -> list[Example]:
     """Test items generated on the fly (or read from a JSONL file that `write` made)."""
     from midalign.tasks import read_jsonl
 
-    langs = list(options.langs) or DEFAULT_LANGS
-    if options.source:
-        return read_jsonl(options.source, options.max_examples, [flores_code(lang) for lang in langs])
-    return make_examples(langs, options.cldr_kind, options.split or "test", options.max_examples or 50, options.seed)
+    langs = list(options.task_langs) or DEFAULT_LANGS
+    if options.task_data:
+        return read_jsonl(options.task_data, options.max_examples, [flores_code(lang) for lang in langs])
+    return make_examples(
+        langs, options.cldr_kind, options.task_split or "test", options.max_examples or 50, options.seed
+    )
 
 
 def score(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, float]:
@@ -196,37 +198,20 @@ def score(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, 
 
 
 # ---- writing the data --------------------------------------------------------------------------------------------
-@dataclass
-class CldrDataConfig:
-    """Write CLDR localization data (train/dev/test prompt-completion JSONL) for midalign-train and -evaluate."""
-
-    langs: list[str] = field(
-        default_factory=lambda: ["eng_Latn", "deu_Latn", "fra_Latn"],
-        metadata={"help": "FLORES-style codes (or babel locales) to write; each gets the same items."},
-    )
-    kind: Literal["date_long", "month_year", "number", "currency"] = field(
-        default="date_long", metadata={"help": "What to localize."}
-    )
-    n_train: int = field(default=150, metadata={"help": "Training items per language."})
-    n_dev: int = field(default=20, metadata={"help": "Dev items per language."})
-    n_test: int = field(default=50, metadata={"help": "Test items per language."})
-    seed: int = field(default=0, metadata={"help": "Seed of the split assignment and the item order."})
-    out: str = field(default="runs/cldr-data", metadata={"help": "Output folder: train.jsonl, dev.jsonl, test.jsonl."})
-
-
 def write(config: CldrDataConfig) -> dict[str, int]:
     """Write OUT/{train,dev,test}.jsonl and OUT/config.json; return the examples per split."""
-    from midalign.cli import prepare_output_dir, write_config
+    from midalign.cli import prepare_output_dir
+    from midalign.records import CldrDataRecord
     from midalign.tasks import write_jsonl
 
     out = prepare_output_dir(config.out)
     counts = {}
     for split, n in (("train", config.n_train), ("dev", config.n_dev), ("test", config.n_test)):
-        examples = make_examples(config.langs, config.kind, split, n, config.seed) if n else []
+        examples = make_examples(config.task_langs, config.cldr_kind, split, n, config.seed) if n else []
         write_jsonl(out / f"{split}.jsonl", examples)
         counts[split] = len(examples)
-    languages = {code: locale_for(code) for code in dict.fromkeys(flores_code(lang) for lang in config.langs)}
-    write_config(out, config, examples=counts, locales=languages, babel=__import__("babel").__version__)
+    languages = {code: locale_for(code) for code in dict.fromkeys(flores_code(lang) for lang in config.task_langs)}
+    CldrDataRecord.create(config, examples=counts, locales=languages, babel=__import__("babel").__version__).save(out)
     logger.info("wrote %s to %s", ", ".join(f"{n} {split}" for split, n in counts.items()), out)
     return counts
 

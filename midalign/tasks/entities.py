@@ -115,23 +115,25 @@ def _tables(options: TaskOptions):
     """(language or None, rows) pairs: one per file, or one per hub config named in --langs."""
     import datasets
 
-    source = options.source or UNIVERSAL_NER
+    source = options.task_data or UNIVERSAL_NER
     path = Path(source)
     builders = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
     if path.is_file():
         if path.suffix not in builders:
             raise TaskError(f"{source}: use a .jsonl, .json, .parquet or .csv file")
         return [(None, datasets.load_dataset(builders[path.suffix], data_files=str(path), split="train"))]
-    if not options.langs:
+    if not options.task_langs:
         raise TaskError(f"name the configs of {source!r} to read with --langs (e.g. en_ewt de_pud)")
     tables = []
-    for config in options.langs:
+    for config in options.task_langs:
         try:
-            rows = datasets.load_dataset(source, config, split=options.split or "test")
+            rows = datasets.load_dataset(source, config, split=options.task_split or "test")
         except RuntimeError as error:  # a script-based hub dataset: read the hub's parquet export
             if "scripts are no longer supported" not in str(error):
                 raise
-            rows = datasets.load_dataset(source, config, split=options.split or "test", revision="refs/convert/parquet")
+            rows = datasets.load_dataset(
+                source, config, split=options.task_split or "test", revision="refs/convert/parquet"
+            )
         tables.append((_config_language(config), rows))
     return tables
 
@@ -139,15 +141,15 @@ def _tables(options: TaskOptions):
 def load_examples(options: TaskOptions) -> list[Example]:
     """Examples from a file (filtered to --langs, if given) or from the named hub configs."""
     examples, counts = [], {}
-    from_file = Path(options.source or "").is_file()
+    from_file = Path(options.task_data or "").is_file()
     for language, rows in _tables(options):
         feature = rows.features.get("ner_tags")
         tag_names = getattr(getattr(feature, "feature", None), "names", None)
         for index, row in enumerate(rows):
             lang = language or row.get("language")
             if lang is None:
-                raise TaskError(f"{options.source}: row {index} has no `language` field")
-            if from_file and options.langs and lang not in options.langs:
+                raise TaskError(f"{options.task_data}: row {index} has no `language` field")
+            if from_file and options.task_langs and lang not in options.task_langs:
                 continue
             counts[lang] = counts.get(lang, 0) + 1
             if options.max_examples is not None and counts[lang] > options.max_examples:
@@ -156,7 +158,7 @@ def load_examples(options: TaskOptions) -> list[Example]:
             row_id = str(row.get("id", row.get("idx", index)))
             examples.append(Example(f"{lang}-{row_id}", lang, prompt(text), format_entities(gold), {"text": text}))
     if not examples:
-        raise TaskError(f"no entity examples in {options.source!r} for {list(options.langs) or 'any language'}")
+        raise TaskError(f"no entity examples in {options.task_data!r} for {list(options.task_langs) or 'any language'}")
     return examples
 
 

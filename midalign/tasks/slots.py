@@ -67,7 +67,7 @@ def massive_locale(language: str) -> str:
         return language
     if language in FLORES_TO_LOCALE:
         return FLORES_TO_LOCALE[language]
-    from midalign.languages import UnknownLanguageError, resolve_language
+    from midalign.corpora.languages import UnknownLanguageError, resolve_language
 
     try:
         return FLORES_TO_LOCALE[resolve_language(language, list(FLORES_TO_LOCALE))]
@@ -152,9 +152,9 @@ def load_examples(options: TaskOptions) -> list[Example]:
     """Examples of each requested locale (default: every locale the source declares) from one split."""
     import datasets
 
-    source, split = options.source or MASSIVE, options.split or "test"
-    if options.langs:
-        locales = [massive_locale(lang) for lang in options.langs]
+    source, split = options.task_data or MASSIVE, options.task_split or "test"
+    if options.task_langs:
+        locales = [massive_locale(lang) for lang in options.task_langs]
     else:
         try:
             declared = datasets.get_dataset_config_names(source)

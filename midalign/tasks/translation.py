@@ -37,7 +37,7 @@ def _name(code: str) -> str:
     """The language's English name (`deu_Latn` -> German; members of a macrolanguage by its name: `cmn` -> Chinese)."""
     import langcodes
 
-    from midalign.languages import MACROLANGUAGE_MEMBERS
+    from midalign.corpora.languages import MACROLANGUAGE_MEMBERS
 
     lang = code.split("_")[0]
     lang = next((macro for macro, members in MACROLANGUAGE_MEMBERS.items() if lang in members), lang)
@@ -83,26 +83,26 @@ def _wmt_parallel(options: TaskOptions, configs: Sequence[str], langs: Sequence[
     """(id, X text, English text) of every language, read from its `xx-en` (or `en-xx`) pair config."""
     import datasets
 
-    from midalign.data import local_dataset_cache
+    from midalign.corpora.parallel import local_dataset_cache
     from midalign.tasks import TaskError
 
     english = _wmt_code(options.english)
-    split = options.split or "test"
-    where = "data_dir" if Path(options.source).is_dir() else "name"  # a local folder's pair subfolder, or a config
+    split = options.task_split or "test"
+    where = "data_dir" if Path(options.task_data).is_dir() else "name"  # a local folder's pair subfolder, or a config
     parallel = {}
-    with local_dataset_cache(options.source) as cache_dir:
+    with local_dataset_cache(options.task_data) as cache_dir:
         for lang in langs:
             code = _wmt_code(lang)
             config = next((c for c in (f"{code}-{english}", f"{english}-{code}") if c in configs), None)
             if config is None:
                 have = ", ".join(configs)
-                raise TaskError(f"{options.source!r} has no {code}-{english} pair for {lang}; it has {have}")
+                raise TaskError(f"{options.task_data!r} has no {code}-{english} pair for {lang}; it has {have}")
             try:
-                rows = datasets.load_dataset(options.source, split=split, cache_dir=cache_dir, **{where: config})
+                rows = datasets.load_dataset(options.task_data, split=split, cache_dir=cache_dir, **{where: config})
             except (OSError, ValueError) as error:
-                raise TaskError(f"cannot load {config}/{split} from {options.source!r}: {error}") from error
+                raise TaskError(f"cannot load {config}/{split} from {options.task_data!r}: {error}") from error
             if "translation" not in rows.column_names:
-                raise TaskError(f"{options.source!r} {config}/{split} has no `translation` column: is it WMT-style?")
+                raise TaskError(f"{options.task_data!r} {config}/{split} has no `translation` column: is it WMT-style?")
             if options.max_examples is not None:  # before reading: a WMT train split has millions of rows
                 rows = rows.select(range(min(options.max_examples, len(rows))))
             pairs = list(rows["translation"])  # read now: a local folder's cache goes when the block ends
@@ -112,9 +112,11 @@ def _wmt_parallel(options: TaskOptions, configs: Sequence[str], langs: Sequence[
 
 def _flores_parallel(options: TaskOptions, langs: Sequence[str]) -> tuple[str, dict[str, list[tuple]]]:
     """English's resolved code and (id, X text, English text) of every language, from a `load_parallel` source."""
-    from midalign.data import load_parallel
+    from midalign.corpora.parallel import load_parallel
 
-    corpus = load_parallel(options.source or "udhr", [options.english, *langs], options.split, options.max_examples)
+    corpus = load_parallel(
+        options.task_data or "udhr", [options.english, *langs], options.task_split, options.max_examples
+    )
     english = corpus.languages[0]
     parallel = {
         lang: list(zip(corpus.ids, corpus.sentences[lang], corpus.sentences[english], strict=True))
@@ -128,47 +130,51 @@ def _pair_parallel(options: TaskOptions, langs: Sequence[str]) -> dict[str, list
     layout). Its dev split also chooses models (early stopping, merge sweeps score its first DEV_PAIRS by id hash),
     so `dev` here is that subset and `test`, where the source has no test split, is the rest of the dev split: no
     test sentence ever chose a checkpoint or a merge weight. `--max-examples` takes the first N by id hash."""
-    from midalign.align_data import DEV_PAIRS, DEV_SPLIT, has_split, read_pair_source
-    from midalign.data import available_languages
-    from midalign.languages import resolve_languages
+    from midalign.corpora.languages import resolve_languages
+    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, has_split, read_pair_source
+    from midalign.corpora.parallel import available_languages
     from midalign.tasks import TaskError
-    from midalign.train_data import pairs_by_hash
+    from midalign.training.data import pairs_by_hash
 
-    split = options.split or "test"
-    first = resolve_languages(langs[:1], available_languages(options.source))[0]
+    split = options.task_split or "test"
+    first = resolve_languages(langs[:1], available_languages(options.task_data))[0]
     start, stop, stored = 0, None, split
     if split == DEV_SPLIT:
         stop = DEV_PAIRS
-    elif split == "test" and not has_split(options.source, first, "test"):
+    elif split == "test" and not has_split(options.task_data, first, "test"):
         start, stored = DEV_PAIRS, DEV_SPLIT
     if options.max_examples is not None:
         stop = start + options.max_examples if stop is None else min(stop, start + options.max_examples)
-    corpus = pairs_by_hash(read_pair_source(options.source, langs, stored, options.english), start, stop)
+    corpus = pairs_by_hash(read_pair_source(options.task_data, langs, stored, options.english), start, stop)
     empty = [lang for lang, pairs in corpus.pairs.items() if not len(pairs)]
     if empty:
         left = f" beyond the {DEV_PAIRS} dev pairs that choose models" if stored != split else ""
-        raise TaskError(f"{options.source!r} has no {split} pairs{left} for {', '.join(empty)}")
+        raise TaskError(f"{options.task_data!r} has no {split} pairs{left} for {', '.join(empty)}")
     short = [lang for lang, pairs in corpus.pairs.items() if stop is not None and len(pairs) < stop - start]
     if short:
-        logger.warning("%s/%s: fewer than %d pairs for %s", options.source, split, stop - start, short)
+        logger.warning("%s/%s: fewer than %d pairs for %s", options.task_data, split, stop - start, short)
     return {lang: list(zip(p.ids, p.texts, p.english, strict=True)) for lang, p in corpus.pairs.items()}
 
 
 def load_examples(options: TaskOptions) -> list[Example]:
     """Both directions (or those asked for) for every language paired with English, one example each."""
-    from midalign.align_data import is_pair_source
+    import dataclasses
+
+    from midalign.corpora.pairs import is_pair_source
     from midalign.tasks import TaskError
 
+    if options.english is None:  # the pivot option's default: English
+        options = dataclasses.replace(options, english="eng_Latn")
     bad = [d for d in options.directions if d not in DIRECTIONS]
     if bad or not options.directions:
         raise TaskError(f"--directions must be among {', '.join(DIRECTIONS)}, got {list(options.directions)}")
-    if not options.langs:
-        raise TaskError("translation needs --langs: the languages to translate from and into English")
-    langs = [lang for lang in options.langs if lang != options.english]
-    configs = _pair_configs(options.source)
+    if not options.task_langs:
+        raise TaskError("translation needs --task-langs: the languages to translate from and into English")
+    langs = [lang for lang in options.task_langs if lang != options.english]
+    configs = _pair_configs(options.task_data)
     if configs:
         english, parallel = options.english, _wmt_parallel(options, configs, langs)
-    elif options.source not in (None, "udhr") and is_pair_source(options.source):
+    elif options.task_data not in (None, "udhr") and is_pair_source(options.task_data):
         english, parallel = options.english, _pair_parallel(options, langs)
     else:
         english, parallel = _flores_parallel(options, langs)

@@ -1,8 +1,8 @@
-"""On-disk cache of pooled hidden states: one memory-mappable array [n_sentences, n_layers + 1, hidden] per language.
+"""On-disk cache of pooled hidden states: one memory-mappable array [n_sentences, L + 1 layers, hidden] per language.
 
 An entry is `<lang>.npy` plus `<lang>.json`, its manifest. The array is written first and the manifest last, each
 to a temporary file renamed into place, so a killed run leaves either a whole entry or one without a manifest,
-which counts as missing. The manifest records only what changes the numbers (DESIGN.md §6): model identity,
+which counts as missing. The manifest records only what changes the numbers: model identity,
 dtype, pooling, max length, corpus, split, language, sentence count, a hash of the sentence ids and texts, plus the
 array's shape and sha256; device and batch size are deliberately absent.
 """
@@ -87,7 +87,7 @@ class StateCache:
         return self.root / f"{language}.npy", self.root / f"{language}.json"
 
     def save(self, key: CacheKey, states: np.ndarray) -> Path:
-        """Write one language's states [n_sentences, n_layers + 1, hidden] atomically, manifest last."""
+        """Write one language's states [n_sentences, L + 1 layers, hidden] atomically, manifest last."""
         if states.shape[0] != key.n_sentences:
             raise ValueError(f"{key.language}: {states.shape[0]} rows for {key.n_sentences} sentences")
         array_path, manifest_path = self._paths(key.language)

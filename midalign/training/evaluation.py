@@ -8,7 +8,7 @@ language, direction and stage, so before/after differences are paired) and each 
 the 2.5-97.5 % percentile range. A query's candidate pool stays the full set of N sentences in every draw.
 
 A query counts as retrieved when its translation scores at least as high as every candidate (ties, which need
-duplicate sentences, are hits), as in `midalign.metrics`.
+duplicate sentences, are hits), as in `midalign.analysis.metrics`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from midalign.align_data import PairCorpus
-from midalign.data import ParallelCorpus
-from midalign.extract import extract_states, tokenize
-from midalign.metrics import pair_metrics
-from midalign.representations import Pooling, num_layers
+from midalign.analysis.metrics import pair_metrics
+from midalign.corpora.pairs import PairCorpus
+from midalign.corpora.parallel import ParallelCorpus
+from midalign.models.extract import extract_states, tokenize
+from midalign.models.representations import Pooling, num_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def retrieval_eval(
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> pd.DataFrame:
     """Tidy X->eng and eng->X metrics at every layer 0..L of `corpus`."""
-    layers = list(range(num_layers(model) + 1))
+    layers = list(range(num_blocks(model) + 1))
     states = corpus_states(model, tokenizer, corpus.sentences, layers, max_length, batch_size, pooling, autocast)
     return tidy_metrics(states, english, stage)
 
@@ -122,11 +122,11 @@ def retrieval_hits(x: torch.Tensor, en: torch.Tensor) -> tuple[np.ndarray, np.nd
 def hits_table(states: Mapping[str, np.ndarray], english: str, ids: Sequence[str], stage: str) -> pd.DataFrame:
     """Tidy per-sentence hits (HIT_COLUMNS) of every language against English at every layer."""
     frames = []
-    n_layers = states[english].shape[1]
+    n_states = states[english].shape[1]  # L + 1 layers
     for lang, lang_states in states.items():
         if lang == english:
             continue
-        for layer in range(n_layers):
+        for layer in range(n_states):
             hits = retrieval_hits(torch.from_numpy(lang_states[:, layer]), torch.from_numpy(states[english][:, layer]))
             for direction, values in zip(DIRECTIONS, hits, strict=True):
                 frames.append(

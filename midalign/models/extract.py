@@ -12,10 +12,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from midalign.cache import CacheKey, StateCache
-from midalign.data import ParallelCorpus
+from midalign.corpora.parallel import ParallelCorpus
 from midalign.errors import MidalignError
-from midalign.representations import Pooling, forward_layers, num_layers, pool
+from midalign.models.cache import CacheKey, StateCache
+from midalign.models.representations import Pooling, forward_layers, num_blocks, pool
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def extract_batches(
             return pool(hidden, mask, pooling, spec)  # [B, H]
 
         pooled = forward_layers(model, input_ids, attention_mask, layers, transform=pool_batch)
-        block = torch.stack([pooled[layer] for layer in layers], dim=1).float().cpu().numpy()  # [B, n_layers, H]
+        block = torch.stack([pooled[layer] for layer in layers], dim=1).float().cpu().numpy()  # [B, len(layers), H]
         if not np.isfinite(block).all():
             bad_layer = layers[int(np.nonzero(~np.isfinite(block).all(axis=(0, 2)))[0][0])]
             raise NonFiniteStatesError(
@@ -191,7 +191,7 @@ def extract_corpus(
     overwrite: bool = False,
 ) -> dict[str, np.ndarray]:
     """States [n_sentences, L + 1, hidden] for every corpus language, reusing valid cache entries."""
-    layers = list(range(num_layers(model) + 1))
+    layers = list(range(num_blocks(model) + 1))
     keys = cache_keys(corpus, model_id, dtype, pooling, max_length)
     results: dict[str, np.ndarray] = {}
     if not overwrite:

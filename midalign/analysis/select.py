@@ -14,13 +14,13 @@ RULE = (
 
 
 def select_layer(
-    matrices: Mapping[str, np.ndarray], layers: Sequence[int], n_layers: int, metric: str = "retrieval_acc"
+    matrices: Mapping[str, np.ndarray], layers: Sequence[int], n_blocks: int, metric: str = "retrieval_acc"
 ) -> dict:
-    """Pick the layer with the best mean `metric` (matrices are [n_layers, n_langs, n_langs]) and explain it."""
+    """Pick the layer with the best mean `metric` (matrices are [len(layers), n_langs, n_langs]) and explain it."""
     values = matrices[metric]
     off_diagonal = ~np.eye(values.shape[1], dtype=bool)
     curve = {int(layer): float(values[i][off_diagonal].mean()) for i, layer in enumerate(layers)}
-    candidates = [layer for layer in curve if 1 <= layer <= n_layers - 1] or list(curve)
+    candidates = [layer for layer in curve if 1 <= layer <= n_blocks - 1] or list(curve)
     # Stable sort on -score keeps the lower layer first among ties.
     ranked = sorted(sorted(candidates), key=lambda layer: -curve[layer])
     best = ranked[0]
@@ -31,7 +31,7 @@ def select_layer(
         "score": curve[best],
         "runner_up": None if runner_up is None else {"layer": runner_up, "score": curve[runner_up]},
         "rule": RULE.format(metric=metric),
-        "n_layers": n_layers,
+        "n_blocks": n_blocks,
         "curve": {str(layer): score for layer, score in curve.items()},
         "best_by_metric": {
             name: int(layers[int(np.argmax([m[off_diagonal].mean() for m in matrix]))])

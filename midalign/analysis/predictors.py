@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from midalign.analysis.runs import AnalysisRun
+from midalign.corpora.languages import UnknownLanguageError, resolve_language
 from midalign.errors import MidalignError
-from midalign.languages import UnknownLanguageError, resolve_language
-from midalign.runs import AnalysisRun
 
 logger = logging.getLogger(__name__)
 

@@ -14,20 +14,25 @@ micro-step's loss is divided by the number of micro-steps in its step, so a step
 Alignment micro-batches run the decoder only up to block k (`forward_layers`: no block above k, no LM head);
 task micro-batches run the whole model, with logits only from the earliest completion position on.
 
-Checkpoints (`OUT/checkpoints/step-NNNNNN`) hold the adapter weights, optimizer, schedule and RNG states
-(`Accelerator.save_state`; the frozen base weights are not written) and `trainer_state.json`, written last.
+Precision: the frozen base weights as loaded (bf16 on a GPU in a bf16 run, fp32 on a CPU); the LoRA weights, their
+gradients and the optimizer in fp32; in a bf16 run every forward under `torch.autocast` to bf16 (`Trainer.autocast`).
+accelerate is given no mixed precision, so one process can run trainings of either precision in sequence.
+
+Checkpoints (`OUT/checkpoints/step-NNNNNN`) hold the adapter weights (`adapter/`), the optimizer, schedule and each
+process's RNG state (`Accelerator.save_state`; the frozen base weights are not written) and `trainer_state.json`,
+written last.
 
 Several processes (`accelerate launch`, `torchrun`; see docs/scaling.md). Each process takes every n-th batch of
 each stream (`CycledBatchSampler` shards), so `--batch-size` is per process and an optimizer step covers
-batch x grad_accum x processes examples. The model is DDP-wrapped, but DDP's own gradient hooks never fire a
-reduction (every micro-step runs under `no_sync`): the alignment micro-steps run the stopped forward on the
-unwrapped model, which DDP would not see. Instead the LoRA gradients (a few MB) are averaged over processes in
-one all-reduce before each optimizer step (`distributed.average_gradients`), for task and alignment alike. Under
-DeepSpeed (ZeRO-2) its engine reduces the gradients instead. Alignment negatives are per process by default: each
-process's InfoNCE sees its own micro-batch, exactly as one process with grad_accum x processes micro-steps would
-(and as the paper's per-device micro-batches did); `gather_negatives` gathers every process's pairs so each
-anchor is scored against the global micro-batch, exactly as one process with a batch n times larger. Only the
-main process writes logs, checkpoints and the adapter.
+batch x grad_accum x processes examples. The model is not wrapped in DDP: DDP's gradient hooks would see only
+forwards through the wrapper, and the alignment micro-steps run the stopped forward (`forward_layers`) on the
+model itself. Instead every process starts from the main process's LoRA weights (`distributed.broadcast_parameters`)
+and, before each optimizer step, the LoRA gradients (a few MB) are averaged over processes in one flat all-reduce
+(`distributed.average_gradients`), for task and alignment alike; every process then takes the same step. Alignment
+negatives are per process by default: each process's InfoNCE sees its own micro-batch, exactly as one process with
+grad_accum x processes micro-steps would (and as the paper's per-device micro-batches did); `gather_negatives`
+gathers every process's pairs so each anchor is scored against the global micro-batch, exactly as one process with
+a batch n times larger. Only the main process writes logs, checkpoints and the adapter.
 """
 
 from __future__ import annotations
@@ -45,7 +50,6 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType, send_to_device, set_seed
 from peft import LoraConfig, get_peft_model
 from torch import nn
@@ -53,10 +57,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_inverse_sqrt_schedule
 
-from midalign import distributed, losses
+from midalign import distributed
 from midalign.errors import MidalignError
-from midalign.representations import decoder_blocks, forward_layers, pool
-from midalign.train_data import CycledBatchSampler, collate_pairs, collate_task, load_adapter_weights, n_batches
+from midalign.models.representations import decoder_blocks, forward_layers, pool
+from midalign.options import default_lr
+from midalign.training import losses
+from midalign.training.data import CycledBatchSampler, collate_pairs, collate_task, load_adapter_weights, n_batches
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +72,19 @@ STATE_FILE = "trainer_state.json"
 _NOT_TARGETS = {"gate", "router", "lm_head"}
 
 
-TASK_LR = 5e-4  # the paper's, for task + alignment
-# Alignment-only pilot at block 11 (analysis/align_gettext/pilot): dev retrieval fell from 0.241 to 0.196 in 20
-# steps at 5e-4, and rose steadily at 1e-4 (0.241 -> 0.269 at step 40) and 3e-5 (-> 0.249).
-ALIGN_ONLY_LR = 1e-4
+# Engines that take the model over (shard it, or own its backward and step); the trainer averages the LoRA gradients
+# itself and steps its own optimizer, so it would silently bypass them.
+_ENGINES = (DistributedType.DEEPSPEED, DistributedType.FSDP, DistributedType.MEGATRON_LM)
 
 
-def default_lr(has_task: bool) -> float:
-    """The peak learning rate when none is given: the paper's with task data, the measured one without."""
-    return TASK_LR if has_task else ALIGN_ONLY_LR
+def check_distributed_type(kind: DistributedType) -> None:
+    """Refuse an accelerate config that asks for DeepSpeed, FSDP or Megatron-LM: plain data parallelism only."""
+    if kind in _ENGINES:
+        raise MidalignError(
+            f"midalign-train does not run under accelerate's {kind.value} (distributed_type in the accelerate "
+            "config): it runs plain data parallelism, e.g. --config_file configs/accelerate/ddp.yaml; see "
+            "docs/scaling.md"
+        )
 
 
 class NonFiniteLossError(MidalignError):
@@ -131,29 +141,25 @@ class Trainer:
         precision: str = "fp32",
     ) -> None:
         self.config, self.layer, self.out = config, layer, Path(out)
-        mixed = "bf16" if precision == "bf16" else "no"  # bf16: autocast; LoRA weights and optimizer stay fp32
-        if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
-            # Several runs in one process (a notebook, the tests) may differ in precision; a CLI run never does.
-            AcceleratorState._reset_state()
-        deepspeed = distributed.uses_deepspeed()
-        # Under DeepSpeed the engine accumulates and steps (accelerator.backward); it must know our grad_accum.
-        extra = {"gradient_accumulation_steps": config.grad_accum} if deepspeed else {}
-        self.accelerator = Accelerator(cpu=distributed.uses_cpu(config.device), mixed_precision=mixed, **extra)
+        self.precision = precision
+        # The precision is ours (`autocast`), not accelerate's: accelerate fixes one mixed precision per process, and
+        # one process may run fp32 and bf16 trainings in sequence (a notebook, the tests). An explicit "no" also
+        # overrides the mixed_precision of an accelerate config, so --dtype alone decides.
+        self.accelerator = Accelerator(cpu=distributed.uses_cpu(config.device), mixed_precision="no")
         self.state = self.accelerator.state
-        self.deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
+        check_distributed_type(self.accelerator.distributed_type)
         accumulation = self.accelerator.gradient_accumulation_steps  # an accelerate config or launch flag sets it
-        if accumulation != (config.grad_accum if self.deepspeed else 1):
+        if accumulation != 1:
             raise MidalignError(
                 f"accelerate's gradient_accumulation_steps is {accumulation} (from the accelerate config or launch "
-                f"flags): set it to --grad-accum ({config.grad_accum}) under DeepSpeed, and leave it unset otherwise "
-                "(midalign-train accumulates by --grad-accum itself)"
+                f"flags): leave it unset; midalign-train accumulates by --grad-accum ({config.grad_accum}) itself"
             )
         n_processes, rank = self.accelerator.num_processes, self.accelerator.process_index
         self.align_loss = losses.AlignmentLoss(config.temperature, config.symmetric)
         self.gather_negatives = bool(getattr(config, "gather_negatives", False)) and n_processes > 1
         use_align = bool(pairs) and not (task and config.align_weight == 0)  # weight 0: the task-only baseline
         self.kinds = _pattern(config.mode, has_task=bool(task), has_align=use_align)
-        sizes = {"task": config.batch_size, "align": config.align_batch_size or config.batch_size}
+        sizes = {"task": config.task_batch_size, "align": config.align_batch_size or config.task_batch_size}
         data = {"task": task, "align": pairs if use_align else None}
         per_pass = {kind: n_batches(len(data[kind]), sizes[kind]) for kind in ("task", "align") if data[kind]}
         self.rounds = math.ceil(max(per_pass.values()) / n_processes)  # per process; the epoch covers them all
@@ -176,36 +182,28 @@ class Trainer:
             loaders[kind] = DataLoader(
                 data[kind], batch_sampler=self.samplers[kind], collate_fn=collates[kind], generator=generator
             )
+        # Not wrapped in DDP: its hooks would see only the task forward (the alignment forward stops at block k in
+        # `forward_layers`), so `train` averages the LoRA gradients itself. What DDP does when it wraps a model,
+        # start every process from the main process's weights, is done here.
+        self.model = model.to(self.accelerator.device)
         trainable = [p for p in model.parameters() if p.requires_grad]
+        distributed.broadcast_parameters(self.state, trainable)
         lr = config.lr if config.lr is not None else default_lr(has_task=bool(task))
         optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
         # Stepped by us once per optimizer step (not prepared: accelerate would step it once per process).
         self.scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=self.warmup)
-        if deepspeed:
-            # accelerate sizes DeepSpeed's batch from prepared loaders; ours are sharded by our samplers instead.
-            self.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        # Prepared so that `Accelerator.save_state` and `load_state` keep its state (it moves it to the device too).
+        self.optimizer = self.accelerator.prepare(optimizer)
         # The loaders stay ours: accelerate's sharding would cut our cycled batch stream differently (it restarts
         # at the first batches to even out processes); batches are moved to the device in `_micro_batches`.
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.loaders = loaders
-        self.accelerator.register_for_checkpointing(self.scheduler)
-        self.accelerator.register_save_state_pre_hook(self._save_adapter_only)
-        self.accelerator.register_load_state_pre_hook(self._load_adapter_only)
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast on this process's device in a bf16 run (LoRA weights and optimizer stay fp32), else none."""
+        return torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     # ---- checkpoints -------------------------------------------------------------------------------------------
-    def _save_adapter_only(self, models: list, weights: list, output_dir: str) -> None:
-        # accelerate would write the whole model (base weights included); the adapter is all that changes. Every
-        # process runs this hook; the weights are the same everywhere, so the main process alone writes them.
-        if self.accelerator.is_main_process:
-            for model in models:
-                self.accelerator.unwrap_model(model).save_pretrained(str(Path(output_dir) / "adapter"))
-        weights.clear()
-
-    def _load_adapter_only(self, models: list, input_dir: str) -> None:
-        for model in models:
-            load_adapter_weights(self.accelerator.unwrap_model(model), Path(input_dir) / "adapter")
-        models.clear()
-
     def checkpoints(self) -> list[Path]:
         """Complete checkpoints (their state file was written last), oldest first."""
         root = self.out / "checkpoints"
@@ -218,10 +216,11 @@ class Trainer:
         if main and path.exists():
             shutil.rmtree(path)
         self.accelerator.wait_for_everyone()
-        # Every process writes its RNG state; the main process the adapter, optimizer and schedule. DeepSpeed saves
-        # through its engine: without the frozen base weights (16 GB for an 8B model), as the hook does otherwise.
-        kwargs = {"exclude_frozen_parameters": True} if self.deepspeed else {}
-        self.accelerator.save_state(str(path), **kwargs)
+        # Every process writes its RNG state, the main process the optimizer and schedule (the model is not
+        # prepared, so accelerate writes no weights) and the adapter: the frozen base weights never change.
+        self.accelerator.save_state(str(path))
+        if main:
+            self.model.save_pretrained(str(path / "adapter"))
         self.accelerator.wait_for_everyone()
         if main:
             state = {
@@ -253,8 +252,8 @@ class Trainer:
             raise MidalignError(
                 f"checkpoint {found[-1]} was made for {state['total_steps']} steps, this run has {self.total_steps}"
             )
-        kwargs = {"load_module_strict": False} if self.deepspeed else {}  # the frozen weights were not saved
-        self.accelerator.load_state(str(found[-1]), **kwargs)
+        self.accelerator.load_state(str(found[-1]))  # optimizer, schedule, this process's RNG state
+        load_adapter_weights(self.model, found[-1] / "adapter")
         logger.info("resumed from %s (step %d of %d)", found[-1], state["step"], self.total_steps)
         return state["step"], state["micro_step"]
 
@@ -277,14 +276,13 @@ class Trainer:
         Rows go through in length-sorted chunks of `embed_chunk`, each cut to its own longest row: a batch mixing
         languages pads every row to the longest script (Amharic paragraphs are 3x English ones), and pooled
         vectors do not depend on batch composition, so this only removes padding work."""
-        body = self.accelerator.unwrap_model(self.model)
         lengths = attention_mask.sum(dim=1)  # [B]; right padding (collate_pairs)
         order = torch.argsort(lengths, descending=True)  # [B]
         pooled = []
         for rows in order.split(self.config.embed_chunk or len(order)):
             width = int(lengths[rows].max())
             ids, mask = input_ids[rows, :width], attention_mask[rows, :width]  # [b, width]
-            states = forward_layers(body, ids, mask, [self.layer], transform=lambda h, m=mask: pool(h, m, "mean"))
+            states = forward_layers(self.model, ids, mask, [self.layer], transform=lambda h, m=mask: pool(h, m, "mean"))
             pooled.append(states[self.layer])  # [b, H]
         return torch.cat(pooled)[torch.argsort(order)]  # [B, H], back in batch order
 
@@ -340,20 +338,6 @@ class Trainer:
             means[kind] = f"{total / count:.6g}" if count else ""
         return means
 
-    def _no_sync(self) -> contextlib.AbstractContextManager:
-        """Around a whole micro-step: DDP decides in its forward whether the next backward reduces. Ours never does
-        (`average_gradients` averages once per step, the stopped alignment forward included); DeepSpeed reduces."""
-        return contextlib.nullcontext() if self.deepspeed else self.accelerator.no_sync(self.model)
-
-    def _backward(self, loss: torch.Tensor, group: int, last: bool) -> None:
-        """Backward of one micro-step of a `group`-micro-step optimizer step (the step averages its micro-steps)."""
-        if not self.deepspeed:
-            self.accelerator.backward(loss / group)
-            return
-        # DeepSpeed divides by its gradient_accumulation_steps (our grad_accum) itself and steps on the last one.
-        self.accelerator.gradient_state._set_sync_gradients(last)
-        self.accelerator.backward(loss * self.config.grad_accum / group)
-
     def train(self, resume: bool = False, on_step: Callable[[int], bool] | None = None) -> int:
         """Train to `total_steps`, logging every optimizer step to OUT/steps.csv; return the steps done.
 
@@ -388,23 +372,21 @@ class Trainer:
             while step < self.total_steps and not stop:
                 group = min(config.grad_accum, self.total_micro - micro)
                 sums: dict[str, list[float]] = {"task": [], "align": []}
-                for index in range(group):
+                for _ in range(group):
                     micro, batch = next(batches)
-                    with self._no_sync():
-                        with self.accelerator.autocast():
-                            parts = {}
-                            if "task" in batch:
-                                parts["task"] = self.task_loss(batch["task"])
-                            if "align" in batch:
-                                parts["align"] = self.alignment_loss(batch["align"])
-                        for kind, value in parts.items():
-                            sums[kind].append(float(value.detach()))
-                        loss = parts.get("task", 0.0) + config.align_weight * align_scale * parts.get("align", 0.0)
-                        self._backward(loss, group, last=index == group - 1)
+                    with self.autocast():
+                        parts = {}
+                        if "task" in batch:
+                            parts["task"] = self.task_loss(batch["task"])
+                        if "align" in batch:
+                            parts["align"] = self.alignment_loss(batch["align"])
+                    for kind, value in parts.items():
+                        sums[kind].append(float(value.detach()))
+                    loss = parts.get("task", 0.0) + config.align_weight * align_scale * parts.get("align", 0.0)
+                    (loss / group).backward()  # the step averages its micro-steps
                     micro += 1
                 means = self._step_means(sums, step)  # before any update: a non-finite loss leaves the weights
-                if not self.deepspeed:
-                    distributed.average_gradients(self.state, trainable)
+                distributed.average_gradients(self.state, trainable)  # and over processes
                 if config.max_grad_norm > 0:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
                 lr = self.scheduler.get_last_lr()[0]

@@ -24,7 +24,7 @@ POOLINGS: tuple[str, ...] = get_args(Pooling)
 
 
 class LayerOutOfRangeError(MidalignError, ValueError):
-    """A requested layer index outside 0..num_layers."""
+    """A requested layer index outside 0..L (L = num_blocks)."""
 
 
 class _StopForward(Exception):  # noqa: N818 - control flow, not an error
@@ -43,25 +43,25 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
     """The ModuleList of decoder blocks: the longest one of length `num_hidden_layers`."""
     body = unwrap_decoder(model)
     config = body.config.get_text_config() if hasattr(body.config, "get_text_config") else body.config
-    n_layers = config.num_hidden_layers
-    lists = [module for module in body.modules() if isinstance(module, nn.ModuleList) and len(module) == n_layers]
+    n_blocks = config.num_hidden_layers
+    lists = [module for module in body.modules() if isinstance(module, nn.ModuleList) and len(module) == n_blocks]
     if not lists:
-        raise MidalignError(f"cannot find the {n_layers} decoder blocks of {type(model).__name__}")
+        raise MidalignError(f"cannot find the {n_blocks} decoder blocks of {type(model).__name__}")
     return lists[0]  # modules() walks parents first, so the outermost list of blocks comes first
 
 
-def num_layers(model: nn.Module) -> int:
+def num_blocks(model: nn.Module) -> int:
     """Number of decoder blocks L; valid layer indices are 0..L."""
     return len(decoder_blocks(model))
 
 
-def check_layers(layers: Sequence[int], n_layers: int) -> None:
-    """Raise a clear error for layer indices outside 0..n_layers."""
-    bad = [layer for layer in layers if not 0 <= layer <= n_layers]
+def check_layers(layers: Sequence[int], n_blocks: int) -> None:
+    """Raise a clear error for layer indices outside 0..n_blocks."""
+    bad = [layer for layer in layers if not 0 <= layer <= n_blocks]
     if bad:
         raise LayerOutOfRangeError(
-            f"layer(s) {bad} out of range: this model has {n_layers} blocks, so layers are 0 (embeddings) "
-            f"to {n_layers} (last block)"
+            f"layer(s) {bad} out of range: this model has {n_blocks} blocks, so layers are 0 (embeddings) "
+            f"to {n_blocks} (last block)"
         )
 
 
@@ -79,8 +79,8 @@ def forward_layers(
 ) -> dict[int, torch.Tensor]:
     """Hidden states [B, T, H] (or `transform` of them) at `layers`, running blocks up to max(layers) only."""
     blocks = decoder_blocks(model)
-    n_layers = len(blocks)
-    check_layers(layers, n_layers)
+    n_blocks = len(blocks)
+    check_layers(layers, n_blocks)
     wanted = set(layers)
     deepest = max(wanted)
     captured: dict[int, torch.Tensor] = {}
@@ -105,14 +105,14 @@ def forward_layers(
         handles.append(blocks[0].register_forward_pre_hook(capture_input, with_kwargs=True))
     # The hook on block `deepest` raises after capturing, so nothing above it runs; layer L instead comes
     # from the body's own output below (it is final-normed there, as in HF's hidden_states).
-    for index in range(1, min(deepest, n_layers - 1) + 1):
+    for index in range(1, min(deepest, n_blocks - 1) + 1):
         if index in wanted:
             handles.append(blocks[index - 1].register_forward_hook(capture_output(index)))
     body = unwrap_decoder(model)
     try:
         output = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         # Only reached when the last block was requested: the model's own output is HF's hidden_states[L].
-        captured[n_layers] = apply(output.last_hidden_state)
+        captured[n_blocks] = apply(output.last_hidden_state)
     except _StopForward:
         pass
     finally:

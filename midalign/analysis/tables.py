@@ -43,7 +43,7 @@ def per_language_frame(
     for metric, values in matrices.items():
         masked = values.astype(np.float64).copy()
         masked[:, np.arange(n), np.arange(n)] = 0.0  # drop self pairs
-        means = (masked.sum(axis=2) + masked.sum(axis=1)) / (2 * max(n - 1, 1))  # [n_layers, n]
+        means = (masked.sum(axis=2) + masked.sum(axis=1)) / (2 * max(n - 1, 1))  # [len(layers), n]
         for position, layer in enumerate(layers):
             rows.append(
                 pd.DataFrame({"layer": layer, "lang": list(languages), "metric": metric, "value": means[position]})

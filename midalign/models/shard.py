@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from midalign import distributed
-from midalign.cache import CacheKey, StateCache, save_array_atomic
-from midalign.data import ParallelCorpus
-from midalign.extract import Tokenized, extract_batches, length_sorted_batches, place_rows, tokenize
-from midalign.representations import Pooling, num_layers
+from midalign.corpora.parallel import ParallelCorpus
+from midalign.models.cache import CacheKey, StateCache, save_array_atomic
+from midalign.models.extract import Tokenized, extract_batches, length_sorted_batches, place_rows, tokenize
+from midalign.models.representations import Pooling, num_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def extract_sharded(
         len(split),
         sum(unit.tokens for unit in shares[rank]),
     )
-    layers = list(range(num_layers(model) + 1))
+    layers = list(range(num_blocks(model) + 1))
     (cache.root / PARTS_DIR).mkdir(exist_ok=True)
     total = sum(unit.tokens for unit in shares[rank])
     with tqdm(

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from midalign.errors import MidalignError
-from midalign.representations import num_layers  # one definition of depth: the blocks that exist
+from midalign.models.representations import num_blocks  # one definition of depth: the blocks that exist
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def _build_embedded(folder: Path) -> dict:
             "identity": f"{_EMBEDDED_NAME}@{GGUF_PACKAGE}=={source[0]}#{source[1][:16]}",
             "transformers_version": transformers.__version__,
             "torch_version": torch.__version__,
-            "n_layers": num_layers(model),
+            "n_layers": num_blocks(model),
             "hidden_size": model.config.get_text_config().hidden_size,
             "conversion_seconds": round(time.perf_counter() - start, 1),
             "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()},
@@ -351,7 +351,7 @@ def _load_hf(
         name,
         identity,
         n_params / 1e6,
-        num_layers(model),
+        num_blocks(model),
         dtype,
         _placement(model, device),
         time.perf_counter() - start,

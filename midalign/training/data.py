@@ -4,7 +4,7 @@ Task data: JSONL (one object per line) or any `datasets` source with `prompt` an
 optional `language`. Tokens are `tokenizer(prompt)` (special tokens added, e.g. <bos>) + `tokenizer(completion)`
 (none added) + <eos>; the LM loss sees the completion and <eos> only (prompt labels are -100).
 
-Alignment pairs: from a pair corpus or a multi-way one (`midalign.align_data`). A multi-way corpus's rows are split
+Alignment pairs: from a pair corpus or a multi-way one (`midalign.corpora.pairs`). A multi-way corpus's rows are split
 into train and held-out by hashing their sentence ids (independent of the training seed and of the language set, so
 held-out sentences are never trained on, whatever the run); a pair corpus has its own train and dev splits, also by
 id. Each language's training pairs are then resampled to `pairs_per_language` so that every language contributes
@@ -20,7 +20,6 @@ the processes together see what one process would, batch for batch.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from collections import Counter
@@ -32,26 +31,14 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from midalign.align_data import PairCorpus
+from midalign.corpora.pairs import PairCorpus
 from midalign.errors import MidalignError
+from midalign.tasks import Example, TaskError, example_from_record, read_jsonl
 
 logger = logging.getLogger(__name__)
 
 TASK_FIELDS = ("prompt", "completion")
 HELDOUT_SALT = "midalign-heldout"  # fixed, so runs with different --seed share one held-out set
-
-
-class TaskDataError(MidalignError):
-    """A task data file or dataset that cannot be used (missing file, field or text)."""
-
-
-@dataclass(frozen=True)
-class TaskExample:
-    """One supervised example: the model reads `prompt` and learns to write `completion`."""
-
-    prompt: str
-    completion: str
-    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,72 +52,47 @@ class AlignPair:
     row: int
 
 
-def _check_record(record: object, where: str) -> TaskExample:
-    if not isinstance(record, dict):
-        raise TaskDataError(f"{where}: expected an object with fields {TASK_FIELDS}, got {type(record).__name__}")
-    for name in TASK_FIELDS:
-        if name not in record:
-            raise TaskDataError(f"{where}: missing field {name!r} (fields: {sorted(record)})")
-        if not isinstance(record[name], str):
-            raise TaskDataError(f"{where}: field {name!r} must be a string, got {type(record[name]).__name__}")
-    if not record["completion"]:
-        raise TaskDataError(f"{where}: field 'completion' is empty")
-    language = record.get("language")
-    return TaskExample(record["prompt"], record["completion"], None if language is None else str(language))
-
-
-def _read_jsonl(path: Path) -> list[TaskExample]:
-    examples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise TaskDataError(f"{path}, line {number}: not valid JSON ({error.msg})") from error
-            examples.append(_check_record(record, f"{path}, line {number}"))
-    return examples
-
-
-def load_task_data(source: str, split: str = "train") -> list[TaskExample]:
-    """Task examples from a JSONL file or a `datasets` source (local file or folder, or hub id)."""
+def load_task_data(source: str, split: str = "train") -> list[Example]:
+    """Task examples from a JSONL file (`tasks.read_jsonl`) or a `datasets` source (local file or folder, or hub
+    id) with prompt and completion columns (language optional)."""
     import datasets
 
     path = Path(source).expanduser()
     if not path.exists() and path.suffix in {".jsonl", ".ndjson", ".json", ".csv", ".parquet"}:
         # A file name, not a hub id: datasets would report it as unreachable on the hub.
-        raise TaskDataError(f"task data file {source!r} does not exist (resolved to {path.resolve()})")
+        raise TaskError(f"task data file {source!r} does not exist (resolved to {path.resolve()})")
     if path.is_file() and path.suffix in {".jsonl", ".ndjson"}:
-        examples = _read_jsonl(path)
+        examples = read_jsonl(path, require_language=False)
     else:
         builders = {".json": "json", ".csv": "csv", ".parquet": "parquet"}
         try:
             if path.is_file():
                 if path.suffix not in builders:
-                    raise TaskDataError(f"{source}: unknown task file type; use .jsonl, .json, .csv or .parquet")
+                    raise TaskError(f"{source}: unknown task file type; use .jsonl, .json, .csv or .parquet")
                 table = datasets.load_dataset(builders[path.suffix], data_files=str(path), split="train")
             else:
                 table = datasets.load_dataset(source, split=split)
         except (OSError, ValueError, FileNotFoundError) as error:
-            raise TaskDataError(f"cannot load task data {source!r} (split {split!r}): {error}") from error
+            raise TaskError(f"cannot load task data {source!r} (split {split!r}): {error}") from error
         missing = [name for name in TASK_FIELDS if name not in table.column_names]
         if missing:
-            raise TaskDataError(f"{source}: missing field(s) {missing} (columns: {table.column_names})")
-        examples = [_check_record(record, f"{source}, row {i}") for i, record in enumerate(table)]
+            raise TaskError(f"{source}: missing field(s) {missing} (columns: {table.column_names})")
+        examples = [
+            example_from_record(row, f"{source}, row {i}", require_language=False) for i, row in enumerate(table)
+        ]
     if not examples:
-        raise TaskDataError(f"{source}: no task examples")
+        raise TaskError(f"{source}: no task examples")
     return examples
 
 
-def tokenize_task(tokenizer, examples: Sequence[TaskExample], max_length: int) -> list[dict[str, list[int]]]:
+def tokenize_task(tokenizer, examples: Sequence[Example], max_length: int) -> list[dict[str, list[int]]]:
     """input_ids and labels per example (prompt labels -100), cut at max_length; examples left without a
     completion token are dropped with a warning."""
     features, dropped = [], 0
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     for example in examples:
         prompt = tokenizer(example.prompt)["input_ids"]
-        completion = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + eos
+        completion = tokenizer(example.target, add_special_tokens=False)["input_ids"] + eos
         input_ids = (prompt + completion)[:max_length]
         labels = ([-100] * len(prompt) + completion)[:max_length]
         if all(label == -100 for label in labels):
@@ -140,7 +102,7 @@ def tokenize_task(tokenizer, examples: Sequence[TaskExample], max_length: int) -
     if dropped:
         logger.warning("%d task example(s) dropped: the prompt alone fills max_length=%d", dropped, max_length)
     if not features:
-        raise TaskDataError(f"no task example has a completion token within max_length={max_length}")
+        raise TaskError(f"no task example has a completion token within max_length={max_length}")
     return features
 
 

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from midalign.analysis.runs import AnalysisRun, cluster_order, group_matrix, group_means, group_rank, order_languages
 from midalign.errors import MidalignError
-from midalign.runs import AnalysisRun, cluster_order, group_matrix, group_means, group_rank, order_languages
 
 logger = logging.getLogger(__name__)
 
@@ -434,7 +434,7 @@ def plot_transfer_predictors(
 ) -> Figure:
     """Base retrieval (x) against the reference run's score (left panel) and each other run's gain over it (one
     panel each), one point per transfer language, coloured by group, with Pearson/Spearman and their intervals
-    (`midalign.predictors.transfer_table` / `transfer_predictors` outputs)."""
+    (`midalign.analysis.predictors.transfer_table` / `transfer_predictors` outputs)."""
     part = table[table.metric == metric]
     runs = [reference, *[run for run in dict.fromkeys(part.run) if run != reference]]
     if part.empty:

@@ -25,7 +25,7 @@ METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap")
 def prepare(states: torch.Tensor, center: bool = False) -> torch.Tensor:
     """Unit-normalise [n_langs, N, H] states in fp32, optionally after removing each language's mean vector."""
     states = states.float()
-    if center:  # removes the few huge shared dimensions and each language's offset (DESIGN.md §4)
+    if center:  # removes the few huge shared dimensions and each language's offset (README: per-language centring)
         states = states - states.mean(dim=1, keepdim=True)
     return torch.nn.functional.normalize(states, dim=-1)
 
@@ -144,7 +144,7 @@ def all_layer_metrics(
     center: bool = False,
     device: str | torch.device = "cpu",
 ) -> dict[str, np.ndarray]:
-    """Every metric as [n_layers, n_langs, n_langs] from per-language arrays [N, L + 1, H]."""
+    """Every metric as [len(layers), n_langs, n_langs] from per-language arrays [N, L + 1, H]."""
     results = {name: np.empty((len(layers), len(languages), len(languages)), dtype=np.float32) for name in METRICS}
     workspace = Workspace()
     for position, layer in enumerate(tqdm(layers, desc="metrics", unit="layer", leave=False)):

@@ -20,17 +20,18 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from midalign import data
-from midalign.data import CorpusError, load_parallel
-from midalign.languages import resolve_languages
+from midalign.corpora import parallel as data
+from midalign.corpora.languages import resolve_languages
+from midalign.corpora.parallel import CorpusError, load_parallel
+from midalign.options import DEV_PAIRS as DEV_PAIRS  # re-exported: the dev split's concept
 
 logger = logging.getLogger(__name__)
 
 PAIR_COLUMNS = ("id", "text", "en")
 DEV_SPLIT = "dev"
 # Pairs per language of a dev split that choose models (early stopping, merge sweeps, a task's dev examples): the
-# first DEV_PAIRS by id hash. The rest of the dev split is a test set where the source has none of its own.
-DEV_PAIRS = 100
+# first DEV_PAIRS (midalign.options) by id hash. The rest of the dev split is a test set where the source has none
+# of its own.
 
 
 @dataclass

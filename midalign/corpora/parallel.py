@@ -20,8 +20,8 @@ import datasets
 import pyarrow
 from tqdm.auto import tqdm
 
+from midalign.corpora.languages import resolve_languages
 from midalign.errors import MidalignError
-from midalign.languages import resolve_languages
 
 logger = logging.getLogger(__name__)
 

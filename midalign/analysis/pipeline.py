@@ -1,0 +1,243 @@
+"""`midalign-analyze`: where do a model's languages align? Cache states, score every pair at every layer, pick one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from midalign import distributed
+from midalign.analysis.metrics import all_layer_metrics
+from midalign.analysis.select import select_layer
+from midalign.analysis.tables import layer_summary, pairs_frame, per_language_frame
+from midalign.cli import prepare_output_dir
+from midalign.corpora.languages import PRESETS, language_info
+from midalign.corpora.parallel import load_parallel
+from midalign.errors import MidalignError
+from midalign.models.cache import StateCache
+from midalign.models.extract import cache_keys, extract_corpus
+from midalign.models.representations import num_blocks
+from midalign.options import AnalyzeConfig
+from midalign.records import AnalysisRecord
+
+logger = logging.getLogger(__name__)
+
+# Above this many rows the tidy pair table is written as parquet only (442 languages: ~15M rows, ~0.6 GB of CSV).
+CSV_ROW_LIMIT = 3_000_000
+# A finished run's results. A new run into the same folder removes them before writing its config.json, so that an
+# interrupted run never leaves its config beside another run's results (load_run and midalign-train's reuse of a
+# finished analysis trust config.json and selection.json to describe one run).
+RESULT_FILES = ("selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv")
+
+
+def requested_languages(langs: Sequence[str], dataset: str, split: str | None) -> list[str] | None:
+    """Expand presets and 'all' (None = every language of the corpus)."""
+    if list(langs) == ["all"]:
+        return None
+    expanded: list[str] = []
+    for lang in langs:
+        expanded.extend(PRESETS.get(lang, [lang]))
+    return expanded
+
+
+def _resolve_device(device: str) -> torch.device:
+    from midalign.models.loading import resolve_device  # models imports transformers: only once work starts
+
+    return resolve_device(device)
+
+
+def write_tables(out: Path, matrices: dict, languages: list[str], layers: list[int], n_sentences: int) -> pd.DataFrame:
+    """Write pairs, per-language, per-layer and language tables; return the pair table."""
+    info = pd.DataFrame([vars(language_info(lang)) for lang in languages]).assign(n_sentences=n_sentences)
+    info.to_csv(out / "languages.csv", index=False)
+    pairs = pairs_frame(matrices, languages, layers)
+    pairs.to_parquet(out / "pairs.parquet", index=False)
+    if len(pairs) <= CSV_ROW_LIMIT:
+        pairs.to_csv(out / "pairs.csv", index=False, float_format="%.6g")
+    else:
+        logger.info("pairs: %d rows, written as pairs.parquet only", len(pairs))
+        (out / "pairs.csv").unlink(missing_ok=True)
+    per_language = per_language_frame(matrices, languages, layers)
+    per_language.to_csv(out / "per_language.csv", index=False, float_format="%.6g")
+    layer_summary(pairs, per_language, info).to_csv(out / "layers.csv", index=False, float_format="%.6g")
+    return pairs
+
+
+def _process_device(config: AnalyzeConfig, state) -> str:
+    """The device this process loads the model on: under a multi-process launch, the launcher's one per process."""
+    if state.num_processes == 1:
+        return config.device
+    if config.device_map is not None:
+        raise MidalignError(
+            "--device-map spreads one model over every GPU and so runs as one process; launch several processes "
+            "only for models that fit on one GPU each"
+        )
+    if config.device not in ("auto", state.device.type):
+        raise MidalignError(
+            f"--device {config.device} under a {state.num_processes}-process launch: each process takes its own "
+            f"device ({state.device.type}); use --device auto"
+        )
+    return "cpu" if state.device.type == "cpu" else str(state.device)  # gloo's processes all use "cpu"
+
+
+def run(config: AnalyzeConfig) -> dict:
+    """Run the whole analysis into `config.out`; return the selection.
+
+    Under a multi-process launch (`accelerate launch`, `torchrun`) every process extracts its share of the
+    languages into the shared cache (`midalign.models.shard`); the main process then scores and writes every result,
+    and the others return the selection it wrote."""
+    from midalign.models.loading import clamp_max_length, load_model, model_identity
+
+    started = time.perf_counter()
+    state = distributed.process_state(config.device)
+    device = _process_device(config, state)
+    out = prepare_output_dir(config.out)
+    _check_output(out, config)  # before any long work
+    cache = StateCache(Path(config.cache_dir) if config.cache_dir else out / "cache")  # fails before long work
+    wanted = requested_languages(config.langs, config.dataset, config.split)
+    corpus = load_parallel(config.dataset, wanted, config.split, config.max_sentences)
+    languages = corpus.languages
+    if len(languages) < 2:
+        raise MidalignError("at least two languages are needed to compare")
+    model, tokenizer = load_model(
+        config.model, dtype=config.dtype, device=device, revision=config.revision, device_map=config.device_map
+    )
+    max_length = clamp_max_length(config.max_length, model)  # what the cache key records: it changes the numbers
+    identity = model_identity(model)
+    n_blocks = num_blocks(model)
+    dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
+    if state.is_main_process:
+        for name in RESULT_FILES:
+            (out / name).unlink(missing_ok=True)
+        for figure in (out / "figures").glob("*.png"):  # figures of the earlier run would outlive it otherwise
+            figure.unlink()
+        record = AnalysisRecord.create(
+            config,
+            model_identity=identity,
+            languages=languages,
+            split=corpus.split,
+            n_sentences=len(corpus.ids),
+            max_length=max_length,
+            n_blocks=n_blocks,
+            dtype=dtype_name,
+            device=str(next(model.parameters()).device),
+            device_map=_device_map_summary(model),
+            num_processes=state.num_processes,
+            cache_dir=str(cache.root),
+            n_directed_pairs=len(languages) * (len(languages) - 1),
+        )
+        record.save(out)
+    recompute = config.recompute
+    if state.num_processes > 1:
+        from midalign.models.shard import extract_sharded
+
+        keys = cache_keys(corpus, identity, dtype_name, config.pooling, max_length)
+        extract_sharded(
+            state, model, tokenizer, corpus, cache, keys, config.pooling, max_length, config.batch_size, recompute
+        )
+        recompute = False  # every entry was just written; the main process reads them back below
+        if not state.is_main_process:
+            del model
+            distributed.barrier(state)  # the main process scores and writes the results
+            if not (out / "selection.json").is_file():
+                raise MidalignError("the main process stopped before writing selection.json; its log says why")
+            return json.loads((out / "selection.json").read_text())
+    try:
+        states = extract_corpus(
+            model,
+            tokenizer,
+            corpus,
+            cache,
+            identity,
+            dtype_name,
+            config.pooling,
+            max_length,
+            config.batch_size,
+            recompute,
+        )
+        del model  # the metrics need the memory more than the model now
+        return _score_and_write(config, out, states, corpus, identity, n_blocks, started)
+    finally:
+        # Reached also when the main process fails, so that the others stop now rather than at the timeout (they
+        # then find no selection.json and say so).
+        distributed.barrier(state)
+
+
+# Options that change an analysis's numbers: a finished analysis in OUT made with others is only replaced with
+# --overwrite (the same settings rerun in place, reusing the cache).
+NUMBER_OPTIONS = ("model", "revision", "langs", "dataset", "split", "max_sentences", "max_length", "dtype", "pooling",
+                  "center", "margin_k", "select_metric")  # fmt: skip
+
+
+def same_analysis(record: AnalysisRecord, config: AnalyzeConfig) -> bool:
+    """Whether a recorded analysis was made with the options that change the numbers of `config`."""
+    return all(getattr(record.config, name) == getattr(config, name) for name in NUMBER_OPTIONS)
+
+
+def _check_output(out: Path, config: AnalyzeConfig) -> None:
+    if config.overwrite or not (out / "selection.json").is_file():
+        return
+    try:
+        earlier = AnalysisRecord.load(out)
+    except MidalignError:
+        return  # no readable record beside it: an interrupted run, replaced as before
+    if not same_analysis(earlier, config):
+        changed = [name for name in NUMBER_OPTIONS if getattr(earlier.config, name) != getattr(config, name)]
+        raise MidalignError(
+            f"{out} already holds an analysis with other settings ({', '.join(changed)}); pass --overwrite to "
+            "replace it, or choose another --out"
+        )
+
+
+def _device_map_summary(model) -> dict[str, int] | None:
+    """How many modules each device holds, for a model loaded with --device-map (else None)."""
+    device_map = getattr(model, "hf_device_map", None)
+    if not device_map:
+        return None
+    return dict(Counter(str(device) for device in device_map.values()))
+
+
+def _score_and_write(
+    config: AnalyzeConfig, out: Path, states: dict, corpus, identity: str, n_blocks: int, started: float
+) -> dict:
+    """Score every directed pair at every layer, pick the layer, write tables, selection and figures."""
+    languages = corpus.languages
+    layers = list(range(n_blocks + 1))
+    metric_start = time.perf_counter()
+    matrices = all_layer_metrics(
+        states, languages, layers, config.margin_k, config.center, _resolve_device(config.device)
+    )
+    logger.info(
+        "metrics for %d directed pairs x %d layers in %.1f s",
+        len(languages) * (len(languages) - 1),
+        len(layers),
+        time.perf_counter() - metric_start,
+    )
+    write_tables(out, matrices, languages, layers, len(corpus.ids))
+    selection = select_layer(matrices, layers, n_blocks, config.select_metric)
+    selection.update(model=identity, dataset=config.dataset, split=corpus.split, pooling=config.pooling)
+    selection["languages"] = languages
+    (out / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
+    runner = selection["runner_up"]
+    logger.info(
+        "selected layer %d of %d (mean %s %.3f; runner-up %s)",
+        selection["layer"],
+        n_blocks,
+        config.select_metric,
+        selection["score"],
+        "none" if runner is None else f"layer {runner['layer']} at {runner['score']:.3f}",
+    )
+    if config.figures:
+        from midalign.analysis.runs import load_run
+        from midalign.viz.plots import save_run_figures
+
+        paths = save_run_figures(load_run(out), out / "figures")
+        logger.info("figures: %s", ", ".join(str(path) for path in paths))
+    logger.info("done in %.1f s; results in %s", time.perf_counter() - started, out)
+    return selection

@@ -1,0 +1,380 @@
+"""`midalign-train`: LoRA fine-tuning with the middle-layer alignment objective at the automatically picked layer.
+
+Layer convention: layer 0 is the embedding output, layer k the residual stream after decoder block k (HF's
+`hidden_states[k]`); the alignment loss is applied at layer k and needs blocks 1..k only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from midalign import distributed
+from midalign.cli import prepare_output_dir
+from midalign.corpora.languages import resolve_language, resolve_languages
+from midalign.corpora.pairs import (
+    DEV_SPLIT,
+    PairCorpus,
+    from_parallel,
+    has_split,
+    is_pair_source,
+    read_pair_source,
+)
+from midalign.corpora.parallel import ParallelCorpus, available_languages, load_parallel
+from midalign.errors import MidalignError
+from midalign.models.representations import LayerOutOfRangeError, num_blocks
+from midalign.options import DEFAULT_UNSEEN_LANGS, AnalyzeConfig, TrainConfig, default_lr
+from midalign.records import RECORD_FILE, AnalysisRecord, TrainingRecord
+from midalign.training import data as train_data
+from midalign.training import evaluation as train_eval
+
+logger = logging.getLogger(__name__)
+
+# Fields that may change between an interrupted run and its --resume without changing the numbers.
+RESUME_FREE = {
+    "resume", "overwrite", "out", "device", "save_every", "keep_checkpoints", "eval_batch_size", "eval", "cache_dir",
+}  # fmt: skip
+OUTPUTS = (
+    "checkpoints", "adapter", "best", "steps.csv", "dev.csv", "eval_before.csv", "eval_after.csv", "eval_hits.parquet",
+    "eval_summary.csv",
+)  # fmt: skip
+
+
+def _check_output(out: Path, config: TrainConfig, delete: bool = True) -> None:
+    """Refuse to mix two runs in one folder; on --resume, refuse a changed config. With --overwrite, the earlier
+    outputs are removed where `delete` (the main process of a multi-process launch; the others only check)."""
+    earlier = [name for name in OUTPUTS if (out / name).exists()]
+    if config.overwrite:
+        for name in earlier if delete else []:
+            shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+        return
+    if config.resume:
+        if (out / RECORD_FILE).exists():
+            saved = TrainingRecord.load(out).config
+            changed = [f.name for f in fields(config) if f.name not in RESUME_FREE
+                       and getattr(saved, f.name) != getattr(config, f.name)]  # fmt: skip
+            if changed:
+                raise MidalignError(f"--resume with a changed config ({', '.join(changed)}); use the original values")
+        return
+    if earlier:
+        raise MidalignError(f"{out} already holds a training run ({', '.join(earlier)}); pass --resume or --overwrite")
+
+
+def _finished_analysis(folder: Path, wanted: AnalyzeConfig) -> bool:
+    """Whether `folder` holds a finished analysis made with the settings that change its numbers."""
+    from midalign.analysis.pipeline import same_analysis
+
+    if not (folder / "selection.json").is_file():
+        return False
+    try:
+        return same_analysis(AnalysisRecord.load(folder), wanted)
+    except MidalignError:
+        return False
+
+
+def resolve_layer(
+    config: TrainConfig, dataset: str, split: str, langs: list[str], out: Path
+) -> tuple[int, str, str | None]:
+    """(layer, how it was chosen, the analysed model's identity), running the analysis of `langs` (English first) on
+    the multi-way corpus `dataset` first if needed."""
+    if config.layer != "auto":
+        return int(config.layer), "given (--layer)", None
+    if config.analysis:
+        path = Path(config.analysis) / "selection.json"
+        source = f"selection.json of --analysis {config.analysis}"
+    else:
+        path = out / "analysis" / "selection.json"
+        source = f"selection.json of the analysis this run made in {path.parent}"
+        from midalign.analysis import pipeline as analyze
+
+        wanted = AnalyzeConfig(
+            model=config.model,
+            revision=config.revision,
+            langs=langs,
+            dataset=dataset,
+            split=split,
+            max_sentences=config.max_sentences if dataset == config.align_data else None,
+            max_length=config.eval_max_length,
+            device=config.device,
+            dtype=config.dtype,
+            out=str(path.parent),
+            figures=False,
+        )
+        # Decided by the main process alone: under a multi-process launch every process must take the same branch.
+        if distributed.broadcast(distributed.process_state(config.device), _finished_analysis(path.parent, wanted)):
+            logger.info("reusing the analysis in %s", path.parent)
+        else:
+            logger.info("--layer auto without --analysis: analysing %d languages of %s first", len(langs), dataset)
+            analyze.run(replace(wanted, overwrite=True))
+    if not path.is_file():
+        raise MidalignError(f"--layer auto: {path} not found; is {path.parent} a midalign-analyze output folder?")
+    selection = json.loads(path.read_text())
+    if "layer" not in selection:
+        raise MidalignError(f"{path} has no 'layer' entry")
+    pooling = selection.get("pooling", "mean")
+    if pooling != "mean":
+        logger.warning("the analysis picked its layer with %s pooling; the alignment loss uses mean pooling", pooling)
+    how = f"{source} (layer {selection['layer']}, {selection.get('metric', 'n/a')})"
+    return int(selection["layer"]), how, selection.get("model")
+
+
+def check_layer(layer: int, n_blocks: int) -> None:
+    """The alignment layer must be a block output 1..L (layer 0, the embeddings, has no LoRA weights below it)."""
+    if not 1 <= layer <= n_blocks:
+        raise LayerOutOfRangeError(f"--layer {layer} out of range: this model has {n_blocks} blocks, so 1..{n_blocks}")
+
+
+@dataclass
+class AlignmentData:
+    """What a run aligns on and measures with: training pairs, dev pairs, and the evaluation corpus with groups."""
+
+    train: PairCorpus
+    dev: PairCorpus | None
+    dev_source: str
+    heldout_ids: list[str]
+    evaluation: ParallelCorpus | None
+    groups: dict[str, str]  # evaluated language -> aligned | unseen
+
+
+def _eval_languages(config: TrainConfig, aligned: list[str], source: str) -> tuple[list[str], dict[str, str]]:
+    """Evaluation languages of `source` (English first) and their groups; aligned languages it lacks are skipped."""
+    available = available_languages(source)
+    wanted = config.eval_langs or [*aligned, *[lang for lang in DEFAULT_UNSEEN_LANGS if lang not in aligned]]
+    langs, groups = [resolve_language(config.english, available)], {}
+    for alias in wanted:
+        try:
+            lang = resolve_language(alias, available)
+        except MidalignError as error:
+            if config.eval_langs:  # asked for by name: an error; from the defaults: a warning
+                raise
+            logger.warning("not evaluated: %s", error)
+            continue
+        if lang not in langs:
+            langs.append(lang)
+            groups[lang] = "aligned" if alias in aligned or lang in aligned else "unseen"
+    return langs, groups
+
+
+def load_alignment_data(config: TrainConfig) -> AlignmentData:
+    """Training pairs, dev pairs (the pair corpus's dev split, or a multi-way corpus's held-out ids) and the
+    evaluation corpus, per the config."""
+    if is_pair_source(config.align_data):
+        split = config.align_split or "train"
+        train = read_pair_source(config.align_data, config.align_langs, split, config.english)
+        dev = None
+        if has_split(config.align_data, train.languages[0], DEV_SPLIT):
+            dev = read_pair_source(config.align_data, train.languages, DEV_SPLIT, config.english)
+        dev_source, heldout_ids, own_heldout = f"{config.align_data}/{DEV_SPLIT}", [], None
+    else:
+        available = available_languages(config.align_data)
+        langs = resolve_languages([config.english, *config.align_langs], available)
+        corpus = load_parallel(config.align_data, langs, config.align_split, config.max_sentences)
+        train_rows, heldout_rows = train_data.heldout_split(corpus.ids, config.heldout_fraction)
+        train = from_parallel(corpus, langs[0], train_rows)
+        dev = from_parallel(corpus, langs[0], heldout_rows) if len(heldout_rows) >= 2 else None
+        heldout_ids = [corpus.ids[i] for i in heldout_rows]
+        dev_source = f"{len(heldout_ids)} held-out sentences of {config.align_data}/{corpus.split}"
+        own_heldout = corpus.select(heldout_rows) if dev is not None else None
+    if dev is not None:
+        dev = train_data.first_pairs_by_hash(dev, config.dev_pairs)
+    eval_source = config.eval_data or ("udhr" if own_heldout is None else "heldout")
+    evaluation, groups = None, {}
+    if config.eval and eval_source != "none":
+        if eval_source == "heldout":
+            if own_heldout is None:
+                raise MidalignError("--eval-data heldout needs a multi-way --align-data")
+            evaluation, groups = own_heldout, {lang: "aligned" for lang in train.languages}
+        else:
+            langs, groups = _eval_languages(config, train.languages, eval_source)
+            evaluation = load_parallel(eval_source, langs, config.eval_split)
+        if len(evaluation.ids) < 2:
+            logger.warning("evaluation skipped: fewer than 2 evaluation sentences")
+            evaluation, groups = None, {}
+    return AlignmentData(train, dev, dev_source, heldout_ids, evaluation, groups)
+
+
+def run(config: TrainConfig) -> TrainingRecord:
+    """Train into `config.out`; return the run's record (also written to OUT/config.json)."""
+    from accelerate.utils import set_seed
+
+    from midalign.models.loading import clamp_max_length, load_model, model_identity, resolve_device, resolve_dtype
+    from midalign.training.early_stopping import DevMonitor
+    from midalign.training.trainer import Trainer, attach_lora, resolve_target_modules
+
+    started = time.perf_counter()
+    if config.lr is None:
+        config = replace(config, lr=default_lr(has_task=bool(config.task_data)))
+    state = distributed.process_state(config.device)  # one process, or this one of a multi-process launch
+    main = state.is_main_process
+    out = prepare_output_dir(config.out)
+    _check_output(out, config, delete=main)
+    distributed.barrier(state)
+    data = load_alignment_data(config)
+    english = config.english
+    task = train_data.load_task_data(config.task_data, config.task_split) if config.task_data else None
+    if data.evaluation is not None and data.evaluation.source != config.align_data:  # analyse where we evaluate
+        layer_langs, layer_data, layer_split = data.evaluation.languages, data.evaluation.source, data.evaluation.split
+        layer_langs = [layer_langs[0], *[lang for lang in layer_langs[1:] if data.groups.get(lang) == "aligned"]]
+    else:
+        layer_langs, layer_data, layer_split = [english, *data.train.languages], config.align_data, config.align_split
+    layer, layer_source, analysed = resolve_layer(config, layer_data, layer_split, layer_langs, out)
+    precision = "bf16" if str(resolve_dtype(config.dtype, config.device)) == "torch.bfloat16" else "fp32"
+    # On a CPU, bf16 *weights* make a step ~15x slower than fp32 weights under bf16 autocast (gemma-3-270m task
+    # micro-step: 68 s vs 4 s); autocast runs the matmuls in bf16 either way, so keep the weights fp32 there.
+    weights = "fp32" if resolve_device(config.device).type == "cpu" else precision
+    model, tokenizer = load_model(config.model, dtype=weights, device="cpu", revision=config.revision)
+    n_blocks = num_blocks(model)
+    check_layer(layer, n_blocks)
+    task_max_length = clamp_max_length(config.task_max_length, model, "--task-max-length")
+    align_max_length = clamp_max_length(config.align_max_length, model, "--align-max-length")
+    eval_max_length = clamp_max_length(config.eval_max_length, model, "--eval-max-length")
+    identity = model_identity(model)
+    if analysed is not None and analysed != identity:
+        logger.warning("the layer was picked by an analysis of %s, but this run trains %s", analysed, identity)
+    pairs = train_data.build_pairs(data.train, config.pairs_per_language or None, config.seed)
+    pair_features, too_long = train_data.tokenize_pairs(tokenizer, pairs, align_max_length)
+    task_features = train_data.tokenize_task(tokenizer, task, task_max_length) if task else None
+    targets = resolve_target_modules(model, config.target_modules)
+    set_seed(config.seed)  # LoRA's A matrices are drawn here
+    model = attach_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, targets)
+    trainer = Trainer(config, model, tokenizer, layer, task_features, pair_features, out, precision)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    resolved = {
+        "layer": layer,
+        "layer_source": layer_source,
+        "n_blocks": n_blocks,
+        "task_max_length": task_max_length,
+        "align_max_length": align_max_length,
+        "eval_max_length": eval_max_length,
+        "model_identity": identity,
+        "precision": precision,
+        "device": str(trainer.accelerator.device),
+        "english": english,
+        "align_languages": data.train.languages,
+        "align_split": data.train.split,
+        "align_pairs_available": data.train.counts(),
+        "align_pairs_too_long": too_long,
+        "dev_source": data.dev_source if data.dev is not None else None,
+        "dev_pairs": data.dev.counts() if data.dev is not None else {},
+        "heldout_ids": data.heldout_ids,
+        "eval_data": data.evaluation.source if data.evaluation is not None else None,
+        "eval_split": data.evaluation.split if data.evaluation is not None else None,
+        "eval_groups": data.groups,
+        "n_align_pairs": len(pair_features),
+        "n_task_examples": len(task_features) if task_features else 0,
+        "task_languages": sorted({e.language for e in task if e.language}) if task else [],
+        "target_modules": targets,
+        "trainable_parameters": trainable,
+        "micro_steps_per_epoch": trainer.micro_per_epoch,
+        "micro_step_pattern": ["+".join(kinds) for kinds in trainer.kinds],
+        "aligned": any("align" in kinds for kinds in trainer.kinds),
+        "num_processes": state.num_processes,
+        "effective_batch": config.task_batch_size * config.grad_accum * state.num_processes,
+        "negatives": "gathered from every process" if trainer.gather_negatives else "per process (in-batch)",
+        "total_steps": trainer.total_steps,
+        "warmup_steps": trainer.warmup,
+    }
+    if main:
+        TrainingRecord.create(config, **resolved).save(out)
+    logger.info(
+        "layer %d of %d (%s); %d alignment pairs, %d task examples; %d steps of %s over %d process(es)",
+        layer,
+        n_blocks,
+        layer_source,
+        len(pair_features),
+        resolved["n_task_examples"],
+        trainer.total_steps,
+        " / ".join(resolved["micro_step_pattern"]),
+        state.num_processes,
+    )
+    evaluation = data.evaluation if main else None  # evaluated by the main process alone, on identical weights
+
+    def evaluate(stage: str) -> dict[str, np.ndarray]:
+        layers = list(range(n_blocks + 1))
+        logger.info(
+            "evaluating %s: %d languages x %d sentences of %s at every layer",
+            stage, len(evaluation.languages), len(evaluation.ids), evaluation.source,
+        )  # fmt: skip
+        return train_eval.corpus_states(model, tokenizer, evaluation.sentences, layers, eval_max_length,
+                                        config.eval_batch_size, autocast=trainer.autocast())  # fmt: skip
+
+    before_hits = None
+    if evaluation is not None:
+        hits_path = out / "eval_hits.parquet"
+        if config.resume and hits_path.exists():
+            before_hits = pd.read_parquet(hits_path)
+            before_hits = before_hits[before_hits.stage == "before"]
+        else:
+            states = _cached_before(config, evaluation, model, tokenizer, identity, precision, eval_max_length,
+                                    trainer.autocast(), evaluate)  # fmt: skip
+            train_eval.write_eval(out, "eval_before.csv", train_eval.tidy_metrics(states, english, "before"))
+            before_hits = train_eval.hits_table(states, english, evaluation.ids, "before")
+            train_eval.write_eval(out, "eval_hits.parquet", before_hits)
+    monitor = None
+    if data.dev is not None and config.eval_every > 0 and not task:  # dev retrieval says nothing of a task
+        monitor = DevMonitor(
+            score=lambda: train_eval.dev_retrieval(model, tokenizer, data.dev, layer, align_max_length,
+                                                   config.eval_batch_size, trainer.autocast()),
+            save=lambda step: model.save_pretrained(str(out / "best")),
+            every=config.eval_every,
+            patience=config.patience,
+            last_step=trainer.total_steps,
+            path=out / "dev.csv",
+            state=state,
+        )  # fmt: skip
+        if config.resume:
+            monitor.restore()
+    distributed.barrier(state)
+    steps = trainer.train(resume=config.resume, on_step=monitor)
+    resolved.update(steps_done=steps)
+    if monitor is not None:
+        resolved.update(monitor.result())
+        if main and monitor.best_step is not None:
+            train_data.load_adapter_weights(model, out / "best")
+    if not main:
+        return TrainingRecord.create(config, **resolved)
+    model.save_pretrained(str(out / "adapter"))
+    if before_hits is not None:
+        states = evaluate("after")
+        train_eval.write_eval(out, "eval_after.csv", train_eval.tidy_metrics(states, english, "after"))
+        hits = pd.concat([before_hits, train_eval.hits_table(states, english, evaluation.ids, "after")])
+        train_eval.write_eval(out, "eval_hits.parquet", hits)
+        summary = train_eval.summarize(hits, data.groups)
+        train_eval.write_eval(out, "eval_summary.csv", summary)
+        train_eval.log_summary(summary, layer)
+        means = train_eval.group_means_at(summary, layer)
+        resolved["eval_retrieval_at_layer"] = {
+            row.group: {"before": row.before, "after": row.after, "delta": row.delta,
+                        "delta_95": [row.delta_low, row.delta_high]}
+            for row in means.itertuples()
+        }  # fmt: skip
+    resolved.update(wall_seconds=round(time.perf_counter() - started, 1))
+    record = TrainingRecord.create(config, **resolved)
+    record.save(out)
+    logger.info("done in %.1f s; adapter in %s", resolved["wall_seconds"], out / "adapter")
+    return record
+
+
+def _cached_before(config, evaluation, model, tokenizer, identity, precision, max_length, autocast, evaluate):
+    """The base model's evaluation states: through `--cache-dir` where given (the state cache midalign-analyze
+    uses; missing languages are computed and saved), else computed.
+
+    Before training the LoRA update is exactly zero, so these are the base model's states; the key names the
+    precision the trainer runs in (fp32 weights, bf16 autocast where chosen), not analyze's weight dtype."""
+    if not config.cache_dir:
+        return evaluate("before")
+    from midalign.models.cache import StateCache
+    from midalign.models.extract import extract_corpus
+
+    cache = StateCache(config.cache_dir)
+    with train_eval.measuring(model, autocast):
+        states = extract_corpus(model, tokenizer, evaluation, cache, identity, f"train-{precision}", "mean",
+                                max_length, config.eval_batch_size)  # fmt: skip
+    return {lang: np.asarray(values) for lang, values in states.items()}

@@ -1,0 +1,128 @@
+"""Typed run records and shared option groups: one name per option in every command, records that round-trip,
+old records read through the schema upgrade, and every committed run record readable."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from transformers import HfArgumentParser
+
+from midalign import options, records
+from midalign.errors import MidalignError
+from midalign.options import AnalyzeConfig, EvaluateConfig, MergeConfig, TaskDataConfig, TrainConfig
+from midalign.records import (
+    SCHEMA_VERSION,
+    AnalysisRecord,
+    EvaluationRecord,
+    MergeRecord,
+    TrainingRecord,
+    Versions,
+    adapter_run,
+    load_record,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = (AnalyzeConfig, TrainConfig, EvaluateConfig, MergeConfig, TaskDataConfig, options.CldrDataConfig)
+
+
+def _flags(config_type: type) -> dict[str, tuple[str, str]]:
+    """Every option of a command's parser: dest -> (help text, choices and arity), from the real parser."""
+    parser = HfArgumentParser(config_type)
+    return {
+        action.dest: (action.help or "", f"{action.choices} {action.nargs}")
+        for action in parser._actions  # argparse keeps no public list of actions; reading it is test-only
+        if action.dest != "help"
+    }
+
+
+def test_one_name_type_and_help_per_option_across_commands() -> None:
+    seen: dict[str, tuple[str, str, str]] = {}
+    for config_type in CONFIGS:
+        for dest, (text, kind) in _flags(config_type).items():
+            if dest.startswith("no_"):
+                continue  # the negative switch HfArgumentParser adds for a bool defaulting to True
+            if dest in seen:
+                first, first_help, first_kind = seen[dest]
+                assert (text, kind) == (first_help, first_kind), f"--{dest}: {config_type.__name__} vs {first}"
+            else:
+                seen[dest] = (config_type.__name__, text, kind)
+    # The task options have one spelling everywhere (the old evaluate spellings are aliases).
+    for config_type in (EvaluateConfig, MergeConfig, TaskDataConfig):
+        names = {f.name for f in dataclasses.fields(config_type)}
+        assert {"task_data", "task_split", "task_langs"} <= names and not {"data", "split", "langs"} & names
+    parsed = HfArgumentParser(EvaluateConfig).parse_args_into_dataclasses(
+        args=["--task", "cldr", "--data", "x.jsonl", "--split", "dev", "--langs", "de", "fr"]
+    )[0]
+    assert (parsed.task_data, parsed.task_split, parsed.task_langs) == ("x.jsonl", "dev", ["de", "fr"])
+
+
+def test_command_defaults_and_shared_validation() -> None:
+    assert TrainConfig().out == "runs/train" and AnalyzeConfig().out == "runs/analyze"
+    assert TrainConfig().align_data == "gettext" and TrainConfig().english == "eng_Latn"
+    assert MergeConfig(task_adapter="a", align_adapter="b").english is None  # filled from the alignment run
+    assert MergeConfig(task_adapter="a", align_adapter="b").task_split == "dev"
+    assert EvaluateConfig(task="cldr").task_split is None  # the recipe's own (test)
+    assert MergeConfig(task_adapter="a", align_adapter="b", sweep=["0,0.5", "1"]).sweep == [0.0, 0.5, 1.0]
+    for config_type in (AnalyzeConfig, TrainConfig, EvaluateConfig):
+        extra = {"task": "cldr"} if config_type is EvaluateConfig else {}
+        with pytest.raises(MidalignError, match="unknown --device 'gpu'"):
+            config_type(device="gpu", **extra)
+        assert config_type(device="cuda:1", **extra).device == "cuda:1"
+    with pytest.raises(MidalignError, match="fp16 is not supported for training"):
+        TrainConfig(dtype="fp16")
+    with pytest.raises(MidalignError, match="--max-examples must be at least 1"):
+        EvaluateConfig(task="cldr", max_examples=0)
+
+
+def test_record_round_trip_and_schema(tmp_path: Path) -> None:
+    record = TrainingRecord.create(TrainConfig(layer="5", seed=3), layer=5, aligned=False, task_languages=["deu_Latn"])
+    path = record.save(tmp_path)
+    payload = json.loads(path.read_text())
+    assert payload["command"] == "train" and payload["schema_version"] == SCHEMA_VERSION
+    assert payload["seed"] == 3 and payload["resolved"]["layer"] == 5  # options top-level, as before records
+    assert {"torch", "transformers", "peft", "accelerate", "datasets"} <= set(payload["versions"])
+    loaded = TrainingRecord.load(tmp_path)
+    assert loaded == record and loaded.versions == Versions.current()
+    with pytest.raises(TypeError, match="unknown resolved field"):
+        TrainingRecord.create(TrainConfig(), layr=5)
+    with pytest.raises(MidalignError, match="is not the record of a midalign-analyze run"):
+        AnalysisRecord.load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({**payload, "schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(MidalignError, match="newer than this midalign reads"):
+        TrainingRecord.load(tmp_path)
+    with pytest.raises(MidalignError, match="holds no midalign run"):
+        load_record(tmp_path / "missing")
+
+
+def test_schema_0_records_are_upgraded(tmp_path: Path) -> None:
+    task_only = {
+        "task_data": "t.jsonl",
+        "align_weight": 0.0,
+        "resolved": {"n_layers": 18, "micro_step_pattern": ["task"]},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(task_only))
+    record = load_record(tmp_path)
+    assert isinstance(record, TrainingRecord)
+    assert record.resolved.n_blocks == 18 and record.resolved.aligned is False
+    evaluation = {"task": "cldr", "data": "d.jsonl", "split": "test", "langs": ["de"], "groups_from": None}
+    (tmp_path / "config.json").write_text(json.dumps({**evaluation, "resolved": {}}))
+    record = EvaluationRecord.load(tmp_path)
+    assert (record.config.task_data, record.config.task_split, record.config.task_langs) == ("d.jsonl", "test", ["de"])
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (tmp_path / "config.json").write_text(
+        json.dumps({"task_adapter": "a", "align_adapter": "b", "sweep": [0, 1], "resolved": {"w_align": 0.5}})
+    )
+    merged = adapter_run(adapter)
+    assert isinstance(merged, MergeRecord) and merged.resolved.w_align == 0.5 and merged.config.sweep == [0.0, 1.0]
+
+
+def test_every_committed_run_record_loads() -> None:
+    paths = sorted((REPO / "analysis").rglob("config.json"))
+    assert len(paths) > 50
+    kinds = {type(load_record(path)).__name__ for path in paths}
+    assert {"AnalysisRecord", "TrainingRecord", "EvaluationRecord", "MergeRecord"} <= kinds
+    assert set(records.RECORDS) == {"analyze", "train", "evaluate", "merge", "task-data", "cldr-data"}
