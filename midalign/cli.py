@@ -1,28 +1,96 @@
-"""What every command shares: its options parsed by HfArgumentParser, logging, the output folder, exit codes."""
+"""What every command shares: its parser (built from the options dataclass), logging, the output folder, exit codes.
+
+The parser is plain argparse, built from the dataclass fields so that every command spells an option the same
+way: `--dashed-names` only, real switches (`--center` / `--no-center`), list options that take values separated
+by spaces or commas, required options marked as such, and each default printed once.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import logging
 import os
 import sys
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-from transformers import HfArgumentParser
+from typing import Any, Literal, TypeVar
 
 from midalign.errors import MidalignError
 
 Config = TypeVar("Config")
 
 
+def _unwrap_optional(kind: Any) -> Any:
+    """X for `X | None`; anything else as it is."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return kind
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _help(field: dataclasses.Field, default: Any) -> str:
+    text = field.metadata.get("help", "")
+    if default is dataclasses.MISSING:
+        return f"{text} (required)".strip()
+    shown = ", ".join(map(str, default)) if isinstance(default, list | tuple) else default
+    if "default" in text.lower() or default is None or isinstance(default, bool) or shown == "":
+        return text  # the text says it, or there is nothing to say
+    return f"{text} (default: {shown})"
+
+
+def build_parser(config_class: type, prog: str) -> argparse.ArgumentParser:
+    """An argparse parser for a config dataclass: one option per field, its `help` metadata as help text."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=(config_class.__doc__ or "").strip(), allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    hints = typing.get_type_hints(config_class)
+    for field in dataclasses.fields(config_class):
+        kind = _unwrap_optional(hints[field.name])
+        default = field.default
+        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        names = [_flag(field.name), *field.metadata.get("aliases", [])]
+        common = {"dest": field.name, "help": _help(field, default)}
+        if default is dataclasses.MISSING:
+            common["required"] = True
+        else:
+            common["default"] = default
+        if kind is bool:
+            parser.add_argument(*names, action=argparse.BooleanOptionalAction, **common)
+        elif typing.get_origin(kind) is list:
+            parser.add_argument(*names, nargs="+", metavar=field.name.upper(), type=str, **common)
+        elif typing.get_origin(kind) is Literal:
+            parser.add_argument(*names, choices=typing.get_args(kind), **common)
+        else:
+            choices = field.metadata.get("choices")
+            extra = {"choices": choices} if choices else {"metavar": field.name.upper()}
+            parser.add_argument(*names, type=kind, **extra, **common)
+    return parser
+
+
+def _split_commas(values: Any) -> Any:
+    """A list option's values, each also split at commas (`--sweep 0,0.5 1` = `--sweep 0 0.5 1`)."""
+    if not isinstance(values, list):
+        return values
+    return [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+
+
 def parse_config(config_class: type[Config], argv: Sequence[str] | None, prog: str) -> Config:
-    """Parse argv into the config dataclass; its field `help` metadata becomes `--help`."""
-    parser = HfArgumentParser(config_class, prog=prog, description=(config_class.__doc__ or "").strip())
-    (config,) = parser.parse_args_into_dataclasses(
-        args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
-    )
-    return config
+    """Parse argv into the config dataclass (whose `__post_init__` checks the values)."""
+    parser = build_parser(config_class, prog)
+    namespace = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    lists = {f.name for f in dataclasses.fields(config_class) if isinstance(getattr(namespace, f.name), list)}
+    values = {name: _split_commas(value) if name in lists else value for name, value in vars(namespace).items()}
+    return config_class(**values)
 
 
 def setup_logging(level: str | None = None) -> None:

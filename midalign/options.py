@@ -274,7 +274,7 @@ class AnalyzeConfig(OutputOptions, ModelOptions):
     )
     cache_dir: str | None = option(CACHE_HELP, None)
     recompute: bool = option("Recompute cached states instead of reusing them.", False)
-    figures: bool = option("Draw the PNG figures (--figures false to skip).", True)
+    figures: bool = option("Draw the PNG figures (--no-figures to skip).", True)
 
     def __post_init__(self) -> None:
         super().__post_init__()

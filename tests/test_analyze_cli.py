@@ -79,15 +79,15 @@ def test_resume_reuses_finished_languages_and_recompute_recomputes(
     tiny_model_dir: Path, flores_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--no-figures") == 0
     first = pd.read_parquet(out / "pairs.parquet")
     before = cache_mtimes(out)
     (out / "cache" / "fra_Latn.json").unlink()  # as if killed while writing French
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--batch-size", "3") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--batch-size", "3") == 0
     after = cache_mtimes(out)
     assert {name for name in before if before[name] != after[name]} == {"fra_Latn.npy"}
     pd.testing.assert_frame_equal(pd.read_parquet(out / "pairs.parquet"), first, atol=1e-6)
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--recompute") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--recompute") == 0
     assert all(cache_mtimes(out)[name] != after[name] for name in after)
 
 
@@ -95,15 +95,15 @@ def test_other_split_and_pooling_use_separate_cache_entries(
     tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     out = tmp_path / "run"
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--no-figures") == 0
     (out / "figures").mkdir()
     (out / "figures" / "layer_curve.png").write_bytes(b"an earlier run's figure")
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--pooling", "last") == 2
+    assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--pooling", "last") == 2
     assert "already holds an analysis with other settings (pooling); pass --overwrite" in caplog.text
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--pooling", "last", "--overwrite") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--pooling", "last", "--overwrite") == 0
     assert "other settings" in caplog.text  # the mean-pooled entries are detected, not reused
     assert not list((out / "figures").glob("*.png")), "figures of the earlier run are removed with its results"
-    assert analyze(tiny_model_dir, flores_dir, out, "--figures", "false", "--split", "dev", "--overwrite") == 0
+    assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--split", "dev", "--overwrite") == 0
     assert json.loads((out / "config.json").read_text())["resolved"]["n_sentences"] == 12
 
 
@@ -127,11 +127,11 @@ def test_bad_input_fails_clearly(
 def test_edited_sentence_text_recomputes_only_that_language(tiny_model_dir: Path, tmp_path: Path) -> None:
     corpus = write_flores_layout(tmp_path / "corpus", FLORES_LIKE, {"devtest": range(8)})
     out = tmp_path / "run"
-    assert analyze(tiny_model_dir, corpus, out, "--figures", "false") == 0
+    assert analyze(tiny_model_dir, corpus, out, "--no-figures") == 0
     before = cache_mtimes(out)
     frame = pd.read_parquet(corpus / "devtest" / "deu_Latn.parquet")
     frame.loc[3, "text"] = "Der Bus fährt heute nicht."  # same ids, other text: a typo fix or a corpus rebuild
     frame.to_parquet(corpus / "devtest" / "deu_Latn.parquet", index=False)
-    assert analyze(tiny_model_dir, corpus, out, "--figures", "false") == 0
+    assert analyze(tiny_model_dir, corpus, out, "--no-figures") == 0
     after = cache_mtimes(out)
     assert {name for name in before if before[name] != after[name]} == {"deu_Latn.npy"}

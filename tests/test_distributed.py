@@ -59,7 +59,7 @@ def test_split_units_is_contiguous_balanced_and_complete() -> None:
 
 def test_two_process_analysis_matches_one_process(tiny_model_dir: Path, flores_dir: Path, tmp_path: Path) -> None:
     common = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de", "fr", "ru"]
-    common += ["--batch-size", "5", "--figures", "false"]
+    common += ["--batch-size", "5", "--no-figures"]
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert analyze_main([*common, "--out", str(single)]) == 0
     result = launch("midalign.analyze", *common, "--out", str(multi))
@@ -108,7 +108,7 @@ def test_device_map_auto_passes_through(
     assert seen == [None, "auto"]  # CPU default unchanged; the map goes to from_pretrained (accelerate places it)
     with pytest.raises(MidalignError, match="unknown device_map"):
         load_model(tiny_model_dir, device_map="everywhere")
-    common = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de", "--figures", "false"]
+    common = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de", "--no-figures"]
     assert analyze_main([*common, "--out", str(tmp_path / "plain")]) == 0
     assert analyze_main([*common, "--device-map", "auto", "--out", str(tmp_path / "mapped")]) == 0
     assert seen[-2:] == [None, "auto"]
@@ -192,7 +192,7 @@ def test_two_processes_gathered_negatives_equal_one_process_with_the_global_batc
     forward, each of the 2 processes 4 rows cut to their own longest one, so padding widths and matmul shapes
     differ and fp32 rounds differently (~1e-7 after 4 steps); atol 1e-6 is far below the gap to per-process
     negatives checked last. --layer auto runs the analysis first, itself over both processes."""
-    common = ["--eval", "false", "--task-data", str(task_file), "--mode", "weighted"]
+    common = ["--no-eval", "--task-data", str(task_file), "--mode", "weighted"]
     single, multi, local = tmp_path / "single", tmp_path / "multi", tmp_path / "local"
     assert train_main(_train_args(tiny_model_dir, flores_dir, single, *common, "--batch-size", "8")) == 0
     launch(

@@ -39,7 +39,7 @@ def trained_run(tiny_gemma_dir, flores_dir, tmp_path_factory) -> Path:
     argv = ["--model", str(tiny_gemma_dir), "--task-data", str(root / "data" / "train.jsonl"),
             "--align-data", str(flores_dir), "--align-langs", "fra_Latn", "rus_Cyrl", "--layer", "2",
             "--batch-size", "4", "--align-max-length", "48", "--task-max-length", "48", "--max-steps", "2",
-            "--eval", "false", "--device", "cpu",
+            "--no-eval", "--device", "cpu",
             "--out", str(root / "run")]  # fmt: skip
     assert train.main(argv) == 0
     return root / "run"

@@ -110,7 +110,7 @@ def test_logged_learning_rate_follows_warmup_then_inverse_square_root(tiny_gemma
     out = tmp_path / "run"
     argv = ["--model", str(tiny_gemma_dir), "--align-data", str(flores_dir), "--align-langs", "deu_Latn", "fra_Latn",
             "--layer", "2", "--batch-size", "4", "--max-steps", "12", "--warmup-ratio", "0.25", "--lr", "1e-3",
-            "--eval", "false", "--eval-every", "0", "--device", "cpu", "--out", str(out)]  # fmt: skip
+            "--no-eval", "--eval-every", "0", "--device", "cpu", "--out", str(out)]  # fmt: skip
     assert train_main(argv) == 0
     resolved = json.loads((out / "config.json").read_text())["resolved"]
     warmup = resolved["warmup_steps"]

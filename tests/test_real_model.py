@@ -20,7 +20,7 @@ def test_real_model_analysis_agrees_with_independent_implementation(tmp_path: Pa
     from midalign.models.loading import embedded_model_path
 
     out = tmp_path / "run"
-    args = ["--langs", *LANGS, "--max-sentences", "12", "--out", str(out), "--figures", "false"]
+    args = ["--langs", *LANGS, "--max-sentences", "12", "--out", str(out), "--no-figures"]
     assert main(args) == 0
     selection = json.loads((out / "selection.json").read_text())
     assert selection["n_blocks"] == 18 and len(selection["curve"]) == 19

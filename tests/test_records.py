@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
-from transformers import HfArgumentParser
 
 from midalign import options, records
+from midalign.cli import build_parser, parse_config
 from midalign.errors import MidalignError
 from midalign.options import AnalyzeConfig, EvaluateConfig, MergeConfig, TaskDataConfig, TrainConfig
 from midalign.records import (
@@ -30,9 +31,9 @@ CONFIGS = (AnalyzeConfig, TrainConfig, EvaluateConfig, MergeConfig, TaskDataConf
 
 def _flags(config_type: type) -> dict[str, tuple[str, str]]:
     """Every option of a command's parser: dest -> (help text, choices and arity), from the real parser."""
-    parser = HfArgumentParser(config_type)
+    parser = build_parser(config_type, "test")
     return {
-        action.dest: (action.help or "", f"{action.choices} {action.nargs}")
+        action.dest: (re.sub(r" \(default: [^)]*\)$", "", action.help or ""), f"{action.choices} {action.nargs}")
         for action in parser._actions  # argparse keeps no public list of actions; reading it is test-only
         if action.dest != "help"
     }
@@ -42,8 +43,6 @@ def test_one_name_type_and_help_per_option_across_commands() -> None:
     seen: dict[str, tuple[str, str, str]] = {}
     for config_type in CONFIGS:
         for dest, (text, kind) in _flags(config_type).items():
-            if dest.startswith("no_"):
-                continue  # the negative switch HfArgumentParser adds for a bool defaulting to True
             if dest in seen:
                 first, first_help, first_kind = seen[dest]
                 assert (text, kind) == (first_help, first_kind), f"--{dest}: {config_type.__name__} vs {first}"
@@ -53,9 +52,9 @@ def test_one_name_type_and_help_per_option_across_commands() -> None:
     for config_type in (EvaluateConfig, MergeConfig, TaskDataConfig):
         names = {f.name for f in dataclasses.fields(config_type)}
         assert {"task_data", "task_split", "task_langs"} <= names and not {"data", "split", "langs"} & names
-    parsed = HfArgumentParser(EvaluateConfig).parse_args_into_dataclasses(
-        args=["--task", "cldr", "--data", "x.jsonl", "--split", "dev", "--langs", "de", "fr"]
-    )[0]
+    parsed = parse_config(
+        EvaluateConfig, ["--task", "cldr", "--data", "x.jsonl", "--split", "dev", "--langs", "de", "fr"], "test"
+    )
     assert (parsed.task_data, parsed.task_split, parsed.task_langs) == ("x.jsonl", "dev", ["de", "fr"])
 
 
@@ -126,3 +125,29 @@ def test_every_committed_run_record_loads() -> None:
     kinds = {type(load_record(path)).__name__ for path in paths}
     assert {"AnalysisRecord", "TrainingRecord", "EvaluationRecord", "MergeRecord"} <= kinds
     assert set(records.RECORDS) == {"analyze", "train", "evaluate", "merge", "task-data", "cldr-data"}
+
+
+def test_usage_reads_well(capsys: pytest.CaptureFixture) -> None:
+    """Dashes only, real switches, required options marked, one default per option, lists in spaces or commas."""
+    for config_type in CONFIGS:
+        parser = build_parser(config_type, "test")
+        usage = parser.format_usage()
+        strings = [s for action in parser._actions for s in action.option_strings]  # test-only look inside argparse
+        assert not [s for s in strings if "_" in s], f"{config_type.__name__}: underscore spellings in {usage}"
+        text = " ".join(parser.format_help().split())
+        assert text.count("(default: ") == sum("(default: " in (action.help or "") for action in parser._actions), (
+            "a default printed twice"
+        )
+        assert "(default: None)" not in text
+    merge_usage = build_parser(MergeConfig, "midalign-merge").format_help()
+    assert "--task-adapter TASK_ADAPTER" in merge_usage and "(required)" in merge_usage
+    analyze_help = build_parser(AnalyzeConfig, "midalign-analyze").format_usage()
+    assert "--center | --no-center" in analyze_help and "--figures | --no-figures" in analyze_help
+    assert not parse_config(AnalyzeConfig, ["--no-figures"], "test").figures
+    assert parse_config(AnalyzeConfig, ["--center"], "test").center
+    both = parse_config(MergeConfig, ["--task-adapter", "a", "--align-adapter", "b", "--sweep", "0,0.5", "1"], "t")
+    assert both.sweep == [0.0, 0.5, 1.0]
+    assert parse_config(AnalyzeConfig, ["--langs", "en,de", "fr"], "t").langs == ["en", "de", "fr"]
+    with pytest.raises(SystemExit):
+        parse_config(MergeConfig, [], "midalign-merge")
+    assert "the following arguments are required: --task-adapter, --align-adapter" in capsys.readouterr().err

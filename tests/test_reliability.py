@@ -80,7 +80,7 @@ def analyze_args(model: Path, corpus: Path, out: Path, langs: list[str], *extra:
 
 
 def analyze(model: Path, corpus: Path, out: Path, langs: list[str] = CODES, *extra: str) -> int:
-    return analyze_main(analyze_args(model, corpus, out, langs, "--figures", "false", *extra))
+    return analyze_main(analyze_args(model, corpus, out, langs, "--no-figures", *extra))
 
 
 def pairs_of(out: Path) -> pd.DataFrame:
@@ -110,7 +110,7 @@ def test_kill_9_mid_analysis_resumes_with_every_finished_language(
         langs = sorted(path.stem for path in (corpus / "devtest").glob("*.parquet"))
         killed = tmp_path / f"killed-{n_sentences}"
         cache = killed / "cache"
-        args = analyze_args(tiny_model_dir, corpus, killed, langs, "--batch-size", "1", "--figures", "false")
+        args = analyze_args(tiny_model_dir, corpus, killed, langs, "--batch-size", "1", "--no-figures")
         log = tmp_path / f"killed-{n_sentences}.log"
         landed = kill_when(start_cli("midalign.analyze", args, log), lambda cache=cache: any(cache.glob("*.json")))
         finished = sorted(path.stem for path in cache.glob("*.json"))
@@ -376,9 +376,7 @@ def test_bad_train_input_fails_clearly(fault: str, tiny_model_dir: Path, flores_
     }
     extra, message = TRAIN_FAULTS[fault]
     extra = [arg.format(**paths) for arg in extra]
-    args = train_args(
-        tiny_model_dir, flores_dir, tmp_path / "run", "--layer", "2", "--max-steps", "1", "--eval", "false"
-    )
+    args = train_args(tiny_model_dir, flores_dir, tmp_path / "run", "--layer", "2", "--max-steps", "1", "--no-eval")
     assert train_main([*args, *extra]) == 2  # later flags win, so `extra` replaces the defaults above
     assert any(re.search(message, line) for line in error_lines(caplog)), error_lines(caplog)
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -445,7 +443,7 @@ def test_kill_9_mid_training_resumes_to_the_same_adapter(
     (A non-finite loss stopping the run and keeping the last good checkpoint, and a simulated crash inside the
     process: tests/test_train.py::test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint and
     ::test_resume_ends_where_an_uninterrupted_run_ends.)"""
-    common = ["--layer", "2", "--task-data", str(task_file), "--save-every", "1", "--eval", "false", "--seed", "3"]
+    common = ["--layer", "2", "--task-data", str(task_file), "--save-every", "1", "--no-eval", "--seed", "3"]
     # 3 epochs of 14 micro-steps = 42 steps, each saving a checkpoint: seconds after the first one appears.
     for epochs in ("3", "12"):
         killed = tmp_path / f"killed-{epochs}"

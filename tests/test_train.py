@@ -252,7 +252,7 @@ def test_layer_auto_reads_analysis_and_layer_is_validated(tiny_model_dir, flores
 
 def test_layer_auto_runs_the_analysis_when_none_is_given(tiny_model_dir, flores_dir, tmp_path) -> None:
     out = tmp_path / "auto"
-    assert main(_args(tiny_model_dir, flores_dir, out, "--max-steps", "1", "--eval", "false")) == 0
+    assert main(_args(tiny_model_dir, flores_dir, out, "--max-steps", "1", "--no-eval")) == 0
     selection = json.loads((out / "analysis" / "selection.json").read_text())
     assert selection["languages"] == ["eng_Latn", "deu_Latn", "rus_Cyrl"]
     resolved = json.loads((out / "config.json").read_text())["resolved"]
@@ -294,7 +294,7 @@ def test_resume_ends_where_an_uninterrupted_run_ends(
 def test_bf16_and_fp32_runs_follow_each_other_in_one_process(tiny_model_dir, flores_dir, task_file, tmp_path) -> None:
     """The precision is the trainer's own autocast, not process-wide accelerate state: bf16, fp32 and bf16 again in
     one process each train in their own precision (bf16 and fp32 adapters differ; the two bf16 ones are equal)."""
-    common = ["--layer", "2", "--task-data", str(task_file), "--max-steps", "2", "--eval", "false"]
+    common = ["--layer", "2", "--task-data", str(task_file), "--max-steps", "2", "--no-eval"]
     outs = {name: tmp_path / name for name in ("bf16", "fp32", "bf16-again")}
     for name, out in outs.items():
         dtype = name.split("-")[0]

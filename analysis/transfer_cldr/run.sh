@@ -19,7 +19,7 @@ $PY -m midalign.tasks.cldr --langs $SUPERVISED --kind date_long --n-train 100 --
 # 2. Training: identical except --align-weight (0 = the task-only baseline; 1 = alternate task/alignment batches).
 COMMON="--task-data $HERE/data/train.jsonl --align-data udhr --align-langs $ALIGNED
   --analysis analysis/gemma-3-270m_udhr --epochs 2 --batch-size 16 --max-length 48 --lr 5e-4 --dtype bf16
-  --device cpu --eval false --seed $SEED --overwrite"
+  --device cpu --no-eval --seed $SEED --overwrite"
 for variant in baseline:0 midalign:1; do
   name=${variant%%:*}
   [ -f $RUNS/$name-s$SEED/adapter/adapter_model.safetensors ] && continue  # trained already
