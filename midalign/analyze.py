@@ -14,9 +14,10 @@ from midalign.options import AnalyzeConfig
 
 
 def _run(argv: Sequence[str] | None) -> None:
-    from midalign.analysis.pipeline import run  # the pipeline (torch, peft) loads only to run
+    from midalign.analysis.pipeline import list_languages, run  # the pipeline (torch, peft) loads only to run
 
-    run(parse_config(AnalyzeConfig, argv, prog="midalign-analyze"))
+    config = parse_config(AnalyzeConfig, argv, prog="midalign-analyze")
+    list_languages(config) if config.list_langs else run(config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

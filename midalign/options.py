@@ -275,6 +275,10 @@ class AnalyzeConfig(OutputOptions, ModelOptions):
     cache_dir: str | None = option(CACHE_HELP, None)
     recompute: bool = option("Recompute cached states instead of reusing them.", False)
     figures: bool = option("Draw the PNG figures (--no-figures to skip).", True)
+    list_langs: bool = option(
+        "List the languages of --dataset (code, name, script, family, resource level, splits, sentences) and exit.",
+        False,
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

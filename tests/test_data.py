@@ -67,3 +67,24 @@ def test_bundled_udhr_is_multiway_parallel() -> None:
     assert corpus.languages == ["eng_Latn", "cmn_Hans", "arb_Arab", "hin_Deva", "swh_Latn"]
     assert len(corpus.ids) == 50
     assert corpus.sentences["eng_Latn"][0].startswith("All human beings are born free")
+
+
+def test_language_table_lists_names_scripts_and_sentence_counts(flores_dir: Path, tmp_path: Path, capsys) -> None:
+    from midalign.analyze import main as analyze_main
+    from midalign.corpora.parallel import language_table
+
+    table = language_table(str(flores_dir)).set_index("code")
+    assert list(table.index) == available_languages(str(flores_dir))
+    german = table.loc["deu_Latn"]
+    assert german["name"].startswith("German") and (german.script, german.split) == ("Latn", "devtest")
+    expected = len(pd.read_parquet(flores_dir / "devtest" / "deu_Latn.parquet"))
+    assert german.n_sentences == expected and "dev" in german.splits.split()
+    dev = language_table(str(flores_dir), split="dev").set_index("code").loc["deu_Latn"]
+    assert dev.n_sentences == len(pd.read_parquet(flores_dir / "dev" / "deu_Latn.parquet"))
+    bundled = language_table("udhr")
+    assert len(bundled) == 442 and (bundled.n_sentences > 0).all() and bundled.name.ne("").mean() > 0.9
+    assert analyze_main(["--dataset", str(flores_dir), "--list-langs", "--out", str(tmp_path / "unused")]) == 0
+    printed = capsys.readouterr().out
+    assert "deu_Latn" in printed and "German" in printed and not (tmp_path / "unused").exists()
+    with pytest.raises(UnknownLanguageError, match=r"closest valid codes: .*--list-langs"):
+        load_parallel(str(flores_dir), ["qqq"])  # far from every code: still the closest ones, and how to list

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -34,6 +35,15 @@ CSV_ROW_LIMIT = 3_000_000
 # interrupted run never leaves its config beside another run's results (load_run and midalign-train's reuse of a
 # finished analysis trust config.json and selection.json to describe one run).
 RESULT_FILES = ("selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv")
+
+
+def list_languages(config: AnalyzeConfig) -> pd.DataFrame:
+    """--list-langs: the corpus's languages as a table on stdout (the command's output, not a log line)."""
+    from midalign.corpora.parallel import language_table
+
+    table = language_table(config.dataset, config.split)
+    sys.stdout.write(table.fillna("").to_string(index=False) + "\n")
+    return table
 
 
 def requested_languages(langs: Sequence[str], dataset: str, split: str | None) -> list[str] | None:

@@ -148,9 +148,14 @@ def resolve_language(alias: str, available: Sequence[str]) -> str:
     if matches:
         tied = sorted(code for code in matches if rank(code) == rank(matches[0]))
         raise UnknownLanguageError(f"{alias!r} is ambiguous in this corpus: {', '.join(tied)}")
-    close = difflib.get_close_matches(alias, list(available), n=5, cutoff=0.5)
-    hint = f"; closest valid codes: {', '.join(close)}" if close else ""
-    raise UnknownLanguageError(f"unknown language {alias!r} ({len(available)} languages available){hint}")
+    # The closest codes always: a loose match beats none when the typo is large.
+    close = difflib.get_close_matches(alias, list(available), n=5, cutoff=0.5) or difflib.get_close_matches(
+        alias, list(available), n=5, cutoff=0.0
+    )
+    raise UnknownLanguageError(
+        f"unknown language {alias!r}; closest valid codes: {', '.join(close)} ({len(available)} languages; "
+        "`midalign-analyze --dataset SOURCE --list-langs` lists them with names and scripts)"
+    )
 
 
 def resolve_languages(aliases: Iterable[str], available: Sequence[str]) -> list[str]:

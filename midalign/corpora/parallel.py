@@ -17,7 +17,9 @@ from importlib import resources
 from pathlib import Path
 
 import datasets
+import pandas as pd
 import pyarrow
+import pyarrow.parquet
 from tqdm.auto import tqdm
 
 from midalign.corpora.languages import resolve_languages
@@ -100,6 +102,41 @@ def available_languages(source: str = "udhr", split: str | None = None) -> list[
     if not names:
         raise CorpusError(f"{source!r} declares no languages (no `configs:` in its README)")
     return sorted(names)
+
+
+def _local_data_files(folder: Path) -> dict[str, dict[str, list[Path]]]:
+    """language -> split -> files, from a local corpus's README `configs:` block (what `datasets` reads too)."""
+    from huggingface_hub.repocard import metadata_load
+
+    configs = (metadata_load(folder / "README.md") or {}).get("configs") or []
+    files: dict[str, dict[str, list[Path]]] = {}
+    for config in configs:
+        for entry in config.get("data_files") or []:
+            paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+            found = [match for pattern in paths for match in sorted(folder.glob(pattern))]
+            files.setdefault(config["config_name"], {}).setdefault(entry["split"], []).extend(found)
+    return files
+
+
+def language_table(source: str = "udhr", split: str | None = None) -> pd.DataFrame:
+    """The languages of a corpus with their names, scripts, families and resource levels, and, for a local corpus,
+    its splits and the sentences of `split` (or of each language's default split); one row per language."""
+    from midalign.corpora.languages import language_info
+
+    languages = available_languages(source)
+    folder = Path(resolve_source(source))
+    local = _local_data_files(folder) if folder.is_dir() else {}
+    rows = []
+    for code in languages:
+        info = vars(language_info(code))
+        splits = local.get(code, {})
+        chosen = split if split is not None else next((s for s in PREFERRED_SPLITS if s in splits), None)
+        files = splits.get(chosen, []) if chosen is not None else []
+        count = sum(pyarrow.parquet.read_metadata(f).num_rows for f in files if f.suffix == ".parquet") or None
+        rows.append(
+            {**info, "splits": " ".join(sorted(splits)), "split": chosen if files else "", "n_sentences": count}
+        )
+    return pd.DataFrame(rows).astype({"n_sentences": "Int64"})
 
 
 def available_splits(source: str, language: str) -> list[str]:
