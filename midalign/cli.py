@@ -88,9 +88,7 @@ def parse_config(config_class: type[Config], argv: Sequence[str] | None, prog: s
     """Parse argv into the config dataclass (whose `__post_init__` checks the values)."""
     parser = build_parser(config_class, prog)
     namespace = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    lists = {f.name for f in dataclasses.fields(config_class) if isinstance(getattr(namespace, f.name), list)}
-    values = {name: _split_commas(value) if name in lists else value for name, value in vars(namespace).items()}
-    return config_class(**values)
+    return config_class(**{name: _split_commas(value) for name, value in vars(namespace).items()})
 
 
 def setup_logging(level: str | None = None) -> None:

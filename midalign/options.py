@@ -59,7 +59,11 @@ def _chain(instance: object, group: type) -> None:
 class ModelOptions:
     """Which model, in which precision, on which device."""
 
-    model: str | None = option("Hub id or local HF folder; default: the embedded gemma-3-270m (offline).", None)
+    model: str | None = option(
+        "Hub id or local HF folder; default: the embedded gemma-3-270m (offline), or in midalign-evaluate and "
+        "midalign-merge the base model the adapters were trained on.",
+        None,
+    )
     revision: str | None = option("Hub revision (branch, tag or commit) of --model.", None)
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = option(
         "Precision: auto = bf16 on a capable GPU, else fp32 (training keeps fp32 weights under bf16 autocast).",
@@ -399,11 +403,8 @@ class TrainConfig(OutputOptions, SeedOptions, TaskDataOptions, AlignmentOptions,
         if self.dtype == "fp16":
             raise MidalignError("--dtype fp16 is not supported for training: use bf16 (autocast) or fp32")
         _check_layer(self.layer)
-        positive = ("lora_r", "epochs", "task_batch_size", "grad_accum", "task_max_length", "align_max_length",
-                    "eval_max_length", "save_every", "keep_checkpoints", "dev_pairs")  # fmt: skip
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise MidalignError(f"--{name.replace('_', '-')} must be at least 1")
+        _at_least(self, 1, "lora_r", "epochs", "task_batch_size", "grad_accum", "task_max_length", "align_max_length",
+                  "eval_max_length", "save_every", "keep_checkpoints", "dev_pairs", "max_steps")  # fmt: skip
         if self.eval_every < 0 or self.patience < 0:
             raise MidalignError("--eval-every and --patience must be 0 (off) or positive")
         if self.pairs_per_language is not None and self.pairs_per_language < 0:
@@ -414,8 +415,6 @@ class TrainConfig(OutputOptions, SeedOptions, TaskDataOptions, AlignmentOptions,
             raise MidalignError("--align-batch-size must be at least 2: in-batch negatives need a second pair")
         if self.temperature <= 0 or (self.lr is not None and self.lr <= 0):
             raise MidalignError("--temperature and --lr must be positive")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise MidalignError("--max-steps must be at least 1")
         if not 0 <= self.lora_dropout < 1 or not 0 <= self.warmup_ratio < 1:
             raise MidalignError("--lora-dropout and --warmup-ratio must be in [0, 1)")
 

@@ -268,6 +268,8 @@ def test_recipes_are_registered_and_jsonl_round_trips(tmp_path) -> None:
     assert (plain.language, plain.reference, plain.completion, plain.target) == (None, "a b", None, " a b")
     with pytest.raises(TaskError, match="missing field 'language'"):
         read_jsonl(tmp_path / "plain.jsonl")
+    (tmp_path / "no-ids.jsonl").write_text('\n{"prompt": "p", "completion": " a", "language": "fra_Latn"}\n')
+    assert read_jsonl(tmp_path / "no-ids.jsonl")[0].id == "fra_Latn-2"  # LANGUAGE-LINE when a file has no ids
 
 
 # ---- python -m midalign.tasks: training files from any recipe ---------------------------------------------------

@@ -185,20 +185,21 @@ NUMBER_OPTIONS = ("model", "revision", "langs", "dataset", "split", "max_sentenc
                   "center", "margin_k", "select_metric")  # fmt: skip
 
 
-def same_analysis(record: AnalysisRecord, config: AnalyzeConfig) -> bool:
-    """Whether a recorded analysis was made with the options that change the numbers of `config`."""
-    return all(getattr(record.config, name) == getattr(config, name) for name in NUMBER_OPTIONS)
-
-
-def _check_output(out: Path, config: AnalyzeConfig) -> None:
-    if config.overwrite or not (out / "selection.json").is_file():
-        return
+def changed_options(out: Path, config: AnalyzeConfig) -> list[str] | None:
+    """The options that change the numbers on which the finished analysis in `out` differs from `config` (empty:
+    the same analysis); None when `out` holds no finished analysis with a readable record."""
+    if not (out / "selection.json").is_file():
+        return None
     try:
         earlier = AnalysisRecord.load(out)
     except MidalignError:
-        return  # no readable record beside it: an interrupted run, replaced as before
-    if not same_analysis(earlier, config):
-        changed = [name for name in NUMBER_OPTIONS if getattr(earlier.config, name) != getattr(config, name)]
+        return None  # no readable record beside it: an interrupted run
+    return [name for name in NUMBER_OPTIONS if getattr(earlier.config, name) != getattr(config, name)]
+
+
+def _check_output(out: Path, config: AnalyzeConfig) -> None:
+    changed = None if config.overwrite else changed_options(out, config)
+    if changed:
         raise MidalignError(
             f"{out} already holds an analysis with other settings ({', '.join(changed)}); pass --overwrite to "
             "replace it, or choose another --out"

@@ -85,9 +85,9 @@ def write_jsonl(path: str | Path, examples: Iterable[Example]) -> Path:
     return path
 
 
-def example_from_record(record: object, where: str, require_language: bool = True) -> Example:
-    """An Example from one JSONL line or table row: prompt, completion (or reference), language, optional id and
-    extra fields (kept as `meta`); errors name `where` and the field."""
+def example_from_record(record: object, where: str, number: int, require_language: bool = True) -> Example:
+    """An Example from one JSONL line or table row: prompt, completion (or reference), language, optional id (else
+    LANGUAGE-NUMBER, `number` being the line or row) and extra fields (kept as `meta`); errors name `where`."""
     if not isinstance(record, dict):
         raise TaskError(f"{where}: expected an object with prompt and completion fields, got {type(record).__name__}")
     record = dict(record)
@@ -107,7 +107,7 @@ def example_from_record(record: object, where: str, require_language: bool = Tru
     reference = given.strip() if reference is None else reference
     language = record.pop("language", None)
     language = None if language is None else str(language)
-    example_id = str(record.pop("id", f"{language}-{where}"))
+    example_id = str(record.pop("id", f"{language}-{number}"))
     kept = None if given is None or given == completion(reference) else given
     return Example(example_id, language, record.pop("prompt"), reference, record, kept)
 
@@ -126,7 +126,7 @@ def read_jsonl(
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise TaskError(f"{path}, line {number}: not valid JSON ({error.msg})") from error
-            example = example_from_record(record, f"{path}, line {number}", require_language)
+            example = example_from_record(record, f"{path}, line {number}", number, require_language)
             if langs and example.language not in langs:
                 continue
             counts[example.language] += 1

@@ -78,7 +78,7 @@ def load_task_data(source: str, split: str = "train") -> list[Example]:
         if missing:
             raise TaskError(f"{source}: missing field(s) {missing} (columns: {table.column_names})")
         examples = [
-            example_from_record(row, f"{source}, row {i}", require_language=False) for i, row in enumerate(table)
+            example_from_record(row, f"{source}, row {i}", i, require_language=False) for i, row in enumerate(table)
         ]
     if not examples:
         raise TaskError(f"{source}: no task examples")

@@ -31,7 +31,7 @@ from midalign.corpora.parallel import ParallelCorpus, available_languages, load_
 from midalign.errors import MidalignError
 from midalign.models.representations import LayerOutOfRangeError, num_blocks
 from midalign.options import DEFAULT_UNSEEN_LANGS, AnalyzeConfig, TrainConfig, default_lr
-from midalign.records import RECORD_FILE, AnalysisRecord, TrainingRecord
+from midalign.records import RECORD_FILE, TrainingRecord
 from midalign.training import data as train_data
 from midalign.training import evaluation as train_eval
 
@@ -69,14 +69,9 @@ def _check_output(out: Path, config: TrainConfig, delete: bool = True) -> None:
 
 def _finished_analysis(folder: Path, wanted: AnalyzeConfig) -> bool:
     """Whether `folder` holds a finished analysis made with the settings that change its numbers."""
-    from midalign.analysis.pipeline import same_analysis
+    from midalign.analysis.pipeline import changed_options
 
-    if not (folder / "selection.json").is_file():
-        return False
-    try:
-        return same_analysis(AnalysisRecord.load(folder), wanted)
-    except MidalignError:
-        return False
+    return changed_options(folder, wanted) == []
 
 
 def resolve_layer(
