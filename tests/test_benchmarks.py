@@ -45,3 +45,9 @@ def test_bench_extraction_quick(tmp_path: Path) -> None:
     row = table.iloc[0]
     assert row["dtype"] == "fp32" and row["languages"] == 2  # row.dtype would be the Series dtype
     assert min(row.limit_tok_s, row.ours_tok_s, row.loop_tok_s) > 0
+
+
+def test_bench_loading(tmp_path: Path) -> None:
+    row = run_benchmark("bench_loading.py", "--sample", "2", out=tmp_path / "loading.csv").iloc[0]
+    assert (row.languages, row.sentences, row.datasets_sample) == (442, 50, 2)
+    assert min(row.load_all_s, row.datasets_per_language_ms, row.speedup) > 0

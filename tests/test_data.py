@@ -7,7 +7,7 @@ import pytest
 
 from midalign import available_languages, load_parallel
 from midalign.corpora.languages import UnknownLanguageError
-from midalign.corpora.parallel import CorpusError
+from midalign.corpora.parallel import CorpusError, available_splits
 from tests.helpers import FLORES_LIKE, write_flores_layout
 
 
@@ -88,3 +88,17 @@ def test_language_table_lists_names_scripts_and_sentence_counts(flores_dir: Path
     assert "deu_Latn" in printed and "German" in printed and not (tmp_path / "unused").exists()
     with pytest.raises(UnknownLanguageError, match=r"closest valid codes: .*--list-langs"):
         load_parallel(str(flores_dir), ["qqq"])  # far from every code: still the closest ones, and how to list
+
+
+def test_local_parquet_read_matches_datasets(flores_dir: Path, tmp_path: Path) -> None:
+    """A local corpus is read straight from its declared parquet files: the same rows `datasets` builds."""
+    import datasets
+
+    corpus = load_parallel(str(flores_dir), None, "dev")
+    for language in corpus.languages:
+        rows = datasets.load_dataset(str(flores_dir), language, split="dev", cache_dir=str(tmp_path))
+        assert [str(i) for i in rows["id"]] == corpus.ids
+        assert list(rows["text"]) == corpus.sentences[language]
+    assert available_splits(str(flores_dir), corpus.languages[0]) == ["dev", "devtest"]
+    with pytest.raises(CorpusError, match="has no split 'test'"):
+        load_parallel(str(flores_dir), corpus.languages[:2], "test")
