@@ -58,6 +58,9 @@ def build_parser(config_class: type, prog: str) -> argparse.ArgumentParser:
         default = field.default
         if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
             default = field.default_factory()
+        if field.metadata.get("positional"):  # operands such as RUN or ls|prune, named in the usage line
+            _add_positional(parser, field, kind, default)
+            continue
         names = [_flag(field.name), *field.metadata.get("aliases", [])]
         common = {"dest": field.name, "help": _help(field, default)}
         if default is dataclasses.MISSING:
@@ -75,6 +78,20 @@ def build_parser(config_class: type, prog: str) -> argparse.ArgumentParser:
             extra = {"choices": choices} if choices else {"metavar": field.name.upper()}
             parser.add_argument(*names, type=kind, **extra, **common)
     return parser
+
+
+def _add_positional(parser: argparse.ArgumentParser, field: dataclasses.Field, kind: Any, default: Any) -> None:
+    text = field.metadata.get("help", "")
+    extra: dict[str, Any] = {"metavar": field.name.upper()}
+    if typing.get_origin(kind) is list:
+        extra["nargs"] = "+" if default is dataclasses.MISSING else "*"
+    elif default is not dataclasses.MISSING:
+        extra["nargs"] = "?"
+    if typing.get_origin(kind) is Literal:
+        extra = {**extra, "choices": typing.get_args(kind), "metavar": "|".join(typing.get_args(kind))}
+    if default is not dataclasses.MISSING:
+        extra["default"] = default
+    parser.add_argument(field.name, help=text, **extra)
 
 
 def _split_commas(values: Any) -> Any:

@@ -24,8 +24,9 @@ TASK_LANGS_HELP = (
 )
 CLDR_KIND_HELP = "cldr: what to localize."
 CACHE_HELP = (
-    "Hidden-state cache, shareable between runs and commands (default: OUT/cache in midalign-analyze; none in "
-    "midalign-train, which caches the base model's evaluation states there)."
+    "Root of the hidden-state cache, shared by runs, models, poolings and commands (default in midalign-analyze and "
+    "midalign-cache: $MIDALIGN_CACHE/states, else the user cache folder, e.g. ~/.cache/midalign/states; "
+    "midalign-train caches the base model's evaluation states only when given one)."
 )
 ANALYSIS_HELP = (
     "A midalign-analyze output folder: midalign-train takes its selected layer (--layer auto); midalign-evaluate "
@@ -531,3 +532,30 @@ class CldrDataConfig(OutputOptions, SeedOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.default_out("cldr-data")
+
+
+@dataclass(kw_only=True)
+class CacheConfig:
+    """List or trim the shared hidden-state cache (the one midalign-analyze fills): one row per model, pooling,
+    dtype, corpus and split, with its languages, size and when it was last used."""
+
+    action: Literal["ls", "prune"] = option(
+        "ls: list the cache; prune: delete what --older-than / --model / --stale / --all select, plus what "
+        "interrupted runs left (temporary files, arrays without a manifest, entries of an older cache format).",
+        "ls",
+        positional=True,
+    )
+    cache_dir: str | None = option(CACHE_HELP, None)
+    older_than: float | None = option("prune: folders not used for this many days.", None)
+    model: str | None = option("Only folders whose model identity contains this text.", None)
+    stale: bool = option(
+        "prune: folders made with other versions of torch, transformers or tokenizers than the installed ones "
+        "(never reused by this installation).",
+        False,
+    )
+    all: bool = option("prune: every folder (with --model: every folder of that model).", False)
+    dry_run: bool = option("prune: say what would be deleted, delete nothing.", False)
+
+    def __post_init__(self) -> None:
+        if self.older_than is not None and self.older_than < 0:
+            raise MidalignError("--older-than must be at least 0 days")

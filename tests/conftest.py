@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def private_state_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MIDALIGN_CACHE per test (also for the commands a test launches): tests never read or fill the user's
+    shared state cache, nor each other's. Its `models` links to the real one, where the embedded model is converted
+    once."""
+    from midalign.models.loading import cache_root
+
+    models = cache_root() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    private = tmp_path_factory.mktemp("midalign-cache")
+    (private / "models").symlink_to(models, target_is_directory=True)
+    monkeypatch.setenv("MIDALIGN_CACHE", str(private))
+    return private

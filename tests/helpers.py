@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -159,3 +160,28 @@ def run_study_summary(script: Path, out: Path) -> Path:
     completed = subprocess.run(command, cwd=script.parents[2], capture_output=True, text=True, timeout=600, check=False)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return out
+
+
+def state_cache_of(out: Path) -> Path:
+    """The state cache an analysis in `out` used (its record names it)."""
+    return Path(json.loads((out / "config.json").read_text())["resolved"]["cache_dir"])
+
+
+def cache_entries(root: Path) -> dict[str, Path]:
+    """`<lang>.npy` -> path of every cached array under a state cache root (one settings folder expected)."""
+    arrays = sorted(path for path in root.glob("*/*/*.npy"))
+    names = [path.name for path in arrays]
+    assert len(set(names)) == len(names), f"one language in several settings folders: {arrays}"
+    return dict(zip(names, arrays, strict=True))
+
+
+def manifests(root: Path) -> list[Path]:
+    """The entry manifests under a state cache root (not the settings files), sorted."""
+    return sorted(path for path in root.glob("*/*/*.json") if path.name != "settings.json")
+
+
+def settings_folder_of(out: Path) -> Path:
+    """The one settings folder of the state cache an analysis in `out` filled."""
+    folders = [path.parent for path in state_cache_of(out).glob("*/*/settings.json")]
+    assert len(folders) == 1, folders
+    return folders[0]

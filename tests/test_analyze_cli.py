@@ -1,6 +1,7 @@
 """End-to-end `midalign-analyze` on a tiny model and a FLORES+-layout folder: outputs, resume, recompute, errors."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from midalign.analyze import main
-from tests.helpers import FLORES_LIKE, write_flores_layout
+from tests.helpers import FLORES_LIKE, cache_entries, state_cache_of, write_flores_layout
 
 LANGS = ["en", "de", "fr", "ru"]
 CODES = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl"]
@@ -22,7 +23,7 @@ def analyze(model_dir: Path, corpus: Path, out: Path, *extra: str) -> int:
 
 
 def cache_mtimes(out: Path) -> dict[str, int]:
-    return {path.name: path.stat().st_mtime_ns for path in sorted((out / "cache").glob("*.npy"))}
+    return {name: path.stat().st_mtime_ns for name, path in cache_entries(state_cache_of(out)).items()}
 
 
 def naive_retrieval(model_dir: Path, sentences: dict[str, list[str]]) -> dict[tuple[int, str, str], float]:
@@ -82,7 +83,7 @@ def test_resume_reuses_finished_languages_and_recompute_recomputes(
     assert analyze(tiny_model_dir, flores_dir, out, "--no-figures") == 0
     first = pd.read_parquet(out / "pairs.parquet")
     before = cache_mtimes(out)
-    (out / "cache" / "fra_Latn.json").unlink()  # as if killed while writing French
+    cache_entries(state_cache_of(out))["fra_Latn.npy"].with_suffix(".json").unlink()  # as if killed writing French
     assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--batch-size", "3") == 0
     after = cache_mtimes(out)
     assert {name for name in before if before[name] != after[name]} == {"fra_Latn.npy"}
@@ -100,8 +101,10 @@ def test_other_split_and_pooling_use_separate_cache_entries(
     (out / "figures" / "layer_curve.png").write_bytes(b"an earlier run's figure")
     assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--pooling", "last") == 2
     assert "already holds an analysis with other settings (pooling); pass --overwrite" in caplog.text
-    assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--pooling", "last", "--overwrite") == 0
-    assert "other settings" in caplog.text  # the mean-pooled entries are detected, not reused
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="midalign"):
+        assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--pooling", "last", "--overwrite") == 0
+    assert "states: 0 languages cached" in caplog.text  # the mean-pooled entries live beside, not reused
     assert not list((out / "figures").glob("*.png")), "figures of the earlier run are removed with its results"
     assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--split", "dev", "--overwrite") == 0
     assert json.loads((out / "config.json").read_text())["resolved"]["n_sentences"] == 12
@@ -135,3 +138,72 @@ def test_edited_sentence_text_recomputes_only_that_language(tiny_model_dir: Path
     assert analyze(tiny_model_dir, corpus, out, "--no-figures") == 0
     after = cache_mtimes(out)
     assert {name for name in before if before[name] != after[name]} == {"deu_Latn.npy"}
+
+
+def test_second_analysis_with_another_out_extracts_nothing(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, private_state_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The README's first command run again with another --out: the shared cache serves every language."""
+    assert analyze(tiny_model_dir, flores_dir, tmp_path / "first", "--no-figures") == 0
+    assert state_cache_of(tmp_path / "first") == private_state_cache / "states"
+    before = cache_mtimes(tmp_path / "first")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="midalign"):
+        assert analyze(tiny_model_dir, flores_dir, tmp_path / "second", "--no-figures") == 0
+    assert "states: 4 languages cached" in caplog.text and "0 to compute" in caplog.text
+    assert cache_mtimes(tmp_path / "second") == before
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "second" / "pairs.parquet"), pd.read_parquet(tmp_path / "first" / "pairs.parquet")
+    )
+
+
+def test_read_only_cache_fails_before_extracting(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    from midalign.models.cache import StateCache
+
+    monkeypatch.setattr(StateCache, "writable", property(lambda self: False))  # root ignores chmod: simulate it
+    assert analyze(tiny_model_dir, flores_dir, tmp_path / "run", "--no-figures") == 2
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "is read-only and 4 languages are not in it" in errors[0]
+    assert not (tmp_path / "run" / "pairs.parquet").exists()
+
+
+def test_cache_command_lists_and_prunes(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, private_state_cache: Path, capsys
+) -> None:
+    from midalign.cache import main as cache_main
+
+    for pooling in ("mean", "last"):
+        assert analyze(tiny_model_dir, flores_dir, tmp_path / pooling, "--no-figures", "--pooling", pooling) == 0
+    root = private_state_cache / "states"
+    (root / "eng_Latn.npy").write_bytes(b"an entry of the old flat layout")
+    capsys.readouterr()
+    assert cache_main(["ls"]) == 0
+    listing = capsys.readouterr().out
+    assert f"state cache {root}: 2 folder(s)" in listing
+    assert "mean" in listing and "last" in listing and listing.count(" 4 ") >= 2  # 4 languages in each folder
+    assert cache_main(["prune", "--older-than", "0", "--dry-run"]) == 0
+    assert len(list(root.glob("*/*/settings.json"))) == 2 and (root / "eng_Latn.npy").exists()
+    assert cache_main(["prune"]) == 0  # nothing selected: only what older versions and killed runs left
+    assert len(list(root.glob("*/*/settings.json"))) == 2 and not (root / "eng_Latn.npy").exists()
+    last = next(path.parent for path in root.glob("*/*/settings.json") if '"last"' in path.read_text())
+    (last / "settings.json").write_text((last / "settings.json").read_text().replace("torch==", "torch==0.0+"))
+    assert cache_main(["prune", "--stale"]) == 0  # made by other library versions: never read again here
+    assert [path.parent for path in root.glob("*/*/settings.json")] != [last] and not last.exists()
+    assert cache_main(["prune", "--model", str(tiny_model_dir.resolve()), "--all"]) == 0
+    assert not list(root.glob("*/*/settings.json"))
+    assert cache_main(["prune", "--model", "x"]) == 2  # which of its folders? refused, one line
+
+
+def test_edited_tokenizer_of_a_local_model_changes_its_identity(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from midalign.models.loading import _local_identity
+
+    copy = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    before = _local_identity(copy)
+    config = json.loads((copy / "tokenizer_config.json").read_text())
+    config["model_max_length"] = 7
+    (copy / "tokenizer_config.json").write_text(json.dumps(config))
+    assert _local_identity(copy) != before

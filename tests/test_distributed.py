@@ -28,6 +28,7 @@ from midalign.models.shard import Unit, split_units
 from midalign.options import AnalyzeConfig
 from midalign.train import main as train_main
 from midalign.training.data import CycledBatchSampler
+from tests.helpers import cache_entries
 
 LAUNCH_TIMEOUT = 240  # seconds; a launch takes ~15 s on one free core
 RESULTS = ("pairs.csv", "pairs.parquet", "per_language.csv", "layers.csv", "languages.csv", "selection.json")
@@ -61,14 +62,17 @@ def test_two_process_analysis_matches_one_process(tiny_model_dir: Path, flores_d
     common = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de", "fr", "ru"]
     common += ["--batch-size", "5", "--no-figures"]
     single, multi = tmp_path / "single", tmp_path / "multi"
-    assert analyze_main([*common, "--out", str(single)]) == 0
+    assert analyze_main([*common, "--out", str(single), "--cache-dir", str(single / "cache")]) == 0
+    common += ["--cache-dir", str(multi / "cache")]  # a cache of its own, so the two processes compute
     result = launch("midalign.analyze", *common, "--out", str(multi))
     # 4 languages over 2 processes by tokens: one language is cut between them and assembled from two parts.
     assert "assembled from the parts of processes [0, 1]" in result.stderr
     for name in RESULTS:
         assert (multi / name).read_bytes() == (single / name).read_bytes(), name
-    for path in sorted((single / "cache").glob("*.npy")):
-        np.testing.assert_array_equal(np.load(multi / "cache" / path.name), np.load(path))
+    single_entries, multi_entries = cache_entries(single / "cache"), cache_entries(multi / "cache")
+    assert sorted(single_entries) == sorted(multi_entries) and len(single_entries) == 4
+    for name, path in single_entries.items():
+        np.testing.assert_array_equal(np.load(multi_entries[name]), np.load(path))
     assert not (multi / "cache" / ".parts").exists(), "parts are removed once assembled"
     resolved = json.loads((multi / "config.json").read_text())["resolved"]
     assert resolved["num_processes"] == 2

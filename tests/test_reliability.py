@@ -9,12 +9,13 @@ pass vacuously if a run finishes first. "was:" marks a gap these tests exposed, 
 | Fault tried | What happens now | Lost | Test |
 | --- | --- | --- | --- |
 | `kill -9` of `python -m midalign.analyze` once ≥1 language is cached (real subprocess) | rerun reuses every finished language (`.npy` mtimes unchanged), recomputes the rest; `pairs.parquet` equal to an uninterrupted run | nothing (the language in progress is recomputed) | `test_kill_9_mid_analysis_resumes_with_every_finished_language` |
-| kill inside `StateCache.save`: stray `.<lang>.npy.*.tmp` files, an array renamed in without its manifest | temp files never read; "cache X: array without manifest (interrupted write); recomputing" | nothing (temp files stay on disk) | same test (planted); `test_cache.py::test_array_without_manifest_is_a_miss` |
+| kill inside `StateCache.save`: stray `.<lang>.npy.*.tmp` files, an array renamed in without its manifest | temp files never read, and removed by the next run once a minute old and unlocked; "cache X: array without manifest (interrupted write); recomputing" | nothing | same test (planted); `test_cache.py::test_array_without_manifest_is_a_miss`, `test_cache.py::test_leftover_temporary_files_are_removed_but_live_writes_kept` |
 | analysis killed after writing its `config.json` into a folder holding an earlier finished analysis | was: new config beside old `selection.json` and tables, read by `load_run` and reused by `midalign-train --layer auto`; now the old results are removed first (fix c5850b5) | nothing (they were being replaced) | `test_interrupted_rerun_never_pairs_its_config_with_older_results` |
 | `kill -9` of `python -m midalign.train` after its first checkpoint, then `--resume` | continues from the newest complete checkpoint; `steps.csv` and adapter weights bit-identical to an uninterrupted run | nothing (steps after the checkpoint are redone) | `test_kill_9_mid_training_resumes_to_the_same_adapter` |
 | crash inside training; non-finite loss | resume is exact; NaN stops with the step, the last good checkpoint and what to try (exit 2) | nothing | `test_train.py::test_resume_ends_where_an_uninterrupted_run_ends`, `::test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint` |
 | cached array truncated / same shape but other numbers / half a manifest / manifest edited to other settings | one warning per language with the reason ("unreadable array", "does not match its manifest (damaged)", "unreadable manifest", "other settings (pooling: cached 'last' != wanted 'mean')"); recomputed; results equal the undamaged run; the intact entry reused | nothing | `test_damaged_cache_entries_are_named_recomputed_and_never_mixed` |
-| another model under a shared `--cache-dir` | "cache X: entry is for other settings (model: cached '…' != wanted '…')" per language; results equal a fresh-cache run | the other model's entries are overwritten (one entry per language) | `test_other_model_under_a_shared_cache_dir_is_detected_not_reused`; pooling/split: `test_analyze_cli.py::test_other_split_and_pooling_use_separate_cache_entries` |
+| two models and two poolings under one `--cache-dir` (or the shared default) | each settings folder (model, dtype, pooling, max length, corpus, split, sentence count, library versions) beside the others; a rerun of each extracts nothing; results equal runs with caches of their own | nothing | `test_two_models_and_two_poolings_share_one_cache_dir_without_recomputing`; `test_analyze_cli.py::test_second_analysis_with_another_out_extracts_nothing` |
+| disk full / read-only / vanished cache | full or read-only while saving: one line naming the language and the cache, no partial entry, earlier entries kept; read-only before work: one line before extracting; vanished: recreated | nothing | `test_cache.py::test_failed_write_is_one_line_and_leaves_no_partial_entry`, `test_analyze_cli.py::test_read_only_cache_fails_before_extracting`, `test_cache.py::test_vanished_root_is_recreated` |
 | a concurrent run sharing the cache replaces an array right after ours | was: our manifest hashed their array and this run used it; now the manifest hashes our bytes, the run keeps its own states, the next run recomputes (fix 2f815eb) | nothing | `test_entry_replaced_by_a_concurrent_run_is_never_used` |
 | a second local corpus folder of the same name; a corpus file edited in place | was: `datasets` silently served the sentences cached from the first; now read through a throwaway cache (fix 3f2f4de) | nothing | `test_corpus_folders_of_one_name_and_edited_files_are_read_afresh` |
 | languages with different sentence counts / the same count but other ids | exit 2: "fra_Latn is not parallel to eng_Latn: 5 vs 6 sentences; ids only in fra_Latn: []; only in eng_Latn: ['6']" | nothing | `test_bad_corpus_fails_clearly[fewer]`, `[other-ids]` |
@@ -57,7 +58,7 @@ from midalign.errors import MidalignError
 from midalign.options import AnalyzeConfig
 from midalign.train import main as train_main
 from midalign.training.pipeline import _finished_analysis
-from tests.helpers import FLORES_LIKE, write_flores_layout
+from tests.helpers import FLORES_LIKE, manifests, settings_folder_of, write_flores_layout
 from tests.reliability_helpers import (
     decoy_array,
     kill_when,
@@ -109,16 +110,19 @@ def test_kill_9_mid_analysis_resumes_with_every_finished_language(
         corpus = write_corpus(tmp_path / f"corpus-{n_sentences}", parallel_sentences(n_sentences, n_languages=6))
         langs = sorted(path.stem for path in (corpus / "devtest").glob("*.parquet"))
         killed = tmp_path / f"killed-{n_sentences}"
-        cache = killed / "cache"
-        args = analyze_args(tiny_model_dir, corpus, killed, langs, "--batch-size", "1", "--no-figures")
+        root = killed / "cache"
+        args = analyze_args(
+            tiny_model_dir, corpus, killed, langs, "--batch-size", "1", "--no-figures", "--cache-dir", str(root)
+        )
         log = tmp_path / f"killed-{n_sentences}.log"
-        landed = kill_when(start_cli("midalign.analyze", args, log), lambda cache=cache: any(cache.glob("*.json")))
-        finished = sorted(path.stem for path in cache.glob("*.json"))
+        landed = kill_when(start_cli("midalign.analyze", args, log), lambda root=root: bool(manifests(root)))
+        finished = sorted(path.stem for path in manifests(root))
         if landed and len(finished) < len(langs):
             break
     else:
         pytest.skip("the analysis finished before SIGKILL could land, even on the larger corpus; nothing was tested")
     assert not (killed / "pairs.parquet").exists()
+    cache = manifests(root)[0].parent  # the settings folder: every language of the run
     unfinished = [lang for lang in langs if lang not in finished]
     kept = mtimes(cache, "*.npy")
     kept = {name: kept[name] for name in (f"{lang}.npy" for lang in finished)}
@@ -131,7 +135,7 @@ def test_kill_9_mid_analysis_resumes_with_every_finished_language(
     np.save(cache / f"{unfinished[-1]}.npy", decoy_array(like))
 
     reference = tmp_path / "uninterrupted"
-    assert analyze_main([*args, "--out", str(reference)]) == 0  # the last --out wins
+    assert analyze_main([*args, "--out", str(reference), "--cache-dir", str(reference / "cache")]) == 0  # last wins
     with caplog.at_level(logging.INFO, logger="midalign"):
         assert analyze_main(args) == 0
     assert f"states: {len(finished)} languages cached, {len(unfinished)} to compute" in caplog.text
@@ -152,7 +156,7 @@ def test_damaged_cache_entries_are_named_recomputed_and_never_mixed(
     out, reference = tmp_path / "run", tmp_path / "reference"
     assert analyze(tiny_model_dir, flores_dir, out) == 0
     shutil.copytree(out, reference)
-    cache = out / "cache"
+    cache = settings_folder_of(out)
     before = mtimes(cache, "*.npy")
     array = cache / "deu_Latn.npy"
     array.write_bytes(array.read_bytes()[:-64])  # truncated array (disk full, killed copy)
@@ -176,19 +180,29 @@ def test_damaged_cache_entries_are_named_recomputed_and_never_mixed(
     assert_same_results(out, reference)
 
 
-def test_other_model_under_a_shared_cache_dir_is_detected_not_reused(
+def test_two_models_and_two_poolings_share_one_cache_dir_without_recomputing(
     tiny_model_dir: Path, tiny_gemma_dir: Path, flores_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Another pooling under one cache: test_analyze_cli.py::test_other_split_and_pooling_use_separate_cache_entries.
+    """Entries of other models and poolings live beside each other: none overwrites another, a rerun of any of
+    them extracts nothing, and results equal runs with caches of their own."""
     shared = str(tmp_path / "shared-cache")
     langs = CODES[:3]
-    assert analyze(tiny_model_dir, flores_dir, tmp_path / "llama", langs, "--cache-dir", shared) == 0
-    assert analyze(tiny_gemma_dir, flores_dir, tmp_path / "gemma-alone", langs) == 0
-    with caplog.at_level(logging.WARNING, logger="midalign"):
-        assert analyze(tiny_gemma_dir, flores_dir, tmp_path / "gemma", langs, "--cache-dir", shared) == 0
-    for lang in langs:
-        assert f"cache {lang}: entry is for other settings (model: cached '{tiny_model_dir.resolve()}#" in caplog.text
-    assert_same_results(tmp_path / "gemma", tmp_path / "gemma-alone")
+    runs = [(model, pooling) for model in (tiny_model_dir, tiny_gemma_dir) for pooling in ("mean", "last")]
+    for number, (model, pooling) in enumerate(runs):
+        extra = ("--pooling", pooling, "--cache-dir", shared)
+        assert analyze(model, flores_dir, tmp_path / f"run{number}", langs, *extra) == 0
+        assert analyze(model, flores_dir, tmp_path / f"alone{number}", langs, *extra[:2]) == 0
+    assert len(list(Path(shared).glob("*/*/settings.json"))) == 4 and len(manifests(Path(shared))) == 12
+    before = mtimes(Path(shared), "*/*/*.npy")
+    for number, (model, pooling) in enumerate(runs):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="midalign"):
+            extra = ("--pooling", pooling, "--cache-dir", shared)
+            assert analyze(model, flores_dir, tmp_path / f"again{number}", langs, *extra) == 0
+        assert "states: 3 languages cached" in caplog.text and "0 to compute" in caplog.text
+        assert_same_results(tmp_path / f"again{number}", tmp_path / f"alone{number}")
+        assert_same_results(tmp_path / f"run{number}", tmp_path / f"alone{number}")
+    assert mtimes(Path(shared), "*/*/*.npy") == before
 
 
 def test_entry_replaced_by_a_concurrent_run_is_never_used(
@@ -206,15 +220,15 @@ def test_entry_replaced_by_a_concurrent_run_is_never_used(
     def replace_then_other_run_writes(source, target) -> None:
         real_replace(source, target)
         target = Path(target)
-        if target.parent == cache and target.suffix == ".npy":
+        if cache in target.parents and target.suffix == ".npy":
             np.save(target, decoy_array(np.load(target)))
 
     monkeypatch.setattr(os, "replace", replace_then_other_run_writes)
-    assert analyze(tiny_model_dir, flores_dir, out, langs) == 0
+    assert analyze(tiny_model_dir, flores_dir, out, langs, "--cache-dir", str(cache)) == 0
     monkeypatch.setattr(os, "replace", real_replace)
     assert_same_results(out, tmp_path / "reference")
-    with caplog.at_level(logging.WARNING, logger="midalign"):
-        assert analyze(tiny_model_dir, flores_dir, out, langs) == 0  # the next run finds their arrays: not ours
+    with caplog.at_level(logging.WARNING, logger="midalign"):  # the next run finds their arrays: not ours
+        assert analyze(tiny_model_dir, flores_dir, out, langs, "--cache-dir", str(cache)) == 0
     assert "cache eng_Latn: array does not match its manifest" in caplog.text
     assert_same_results(out, tmp_path / "reference")
 
@@ -416,7 +430,7 @@ def test_sentences_longer_than_the_context_are_clamped_and_truncated(
     assert "every alignment pair is longer than --align-max-length 16" in caplog.text
     assert re.search(r"rus_Cyrl: \d+ sentence\(s\) longer than max_length=16 tokens are truncated", caplog.text)
     assert json.loads((out / "config.json").read_text())["resolved"]["max_length"] == 16
-    assert json.loads((out / "cache" / "rus_Cyrl.json").read_text())["max_length"] == 16
+    assert json.loads((settings_folder_of(out) / "rus_Cyrl.json").read_text())["max_length"] == 16
     assert len(pairs_of(out)) == 5 * 2 * 4
 
 

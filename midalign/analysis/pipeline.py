@@ -109,7 +109,7 @@ def run(config: AnalyzeConfig) -> dict:
     device = _process_device(config, state)
     out = prepare_output_dir(config.out)
     _check_output(out, config)  # before any long work
-    cache = StateCache(Path(config.cache_dir) if config.cache_dir else out / "cache")  # fails before long work
+    cache = StateCache(config.cache_dir)  # the shared cache unless given; fails before long work
     wanted = requested_languages(config.langs, config.dataset, config.split)
     corpus = load_parallel(config.dataset, wanted, config.split, config.max_sentences)
     languages = corpus.languages

@@ -95,6 +95,16 @@ def _token() -> str | None:
     return os.environ.get("HF_TOKEN") or None
 
 
+def _require_hub(source: str) -> None:
+    """Fail in milliseconds, not after ~50 s of retries, when a hub corpus is wanted and the hub is out of reach."""
+    from midalign import hub
+
+    if not hub.offline_mode() and not hub.reachable():
+        raise CorpusError(
+            hub.unreachable_reason(f"corpus {source!r}") + " (a copy cached earlier is used with HF_HUB_OFFLINE=1)"
+        )
+
+
 def available_languages(source: str = "udhr", split: str | None = None) -> list[str]:
     """The language codes a source offers (its `configs:` names), sorted."""
     path = resolve_source(source)
@@ -102,6 +112,7 @@ def available_languages(source: str = "udhr", split: str | None = None) -> list[
         if Path(path).is_dir():  # what `datasets` would list, without building its module (~1 s)
             names = list(_local_data_files(Path(path)))
         else:
+            _require_hub(source)
             names = datasets.get_dataset_config_names(path, token=_token())
     except Exception as error:  # the hub raises many types; all mean "cannot list this source"
         raise CorpusError(f"cannot list the languages of {source!r}: {error}") from error

@@ -200,9 +200,14 @@ def extract_corpus(
             if cached is not None:
                 results[lang] = cached
     todo = [lang for lang in corpus.languages if lang not in results]
-    logger.info("states: %d languages cached, %d to compute", len(results), len(todo))
+    logger.info("states: %d languages cached, %d to compute (cache: %s)", len(results), len(todo), cache.root)
     if not todo:
         return {lang: results[lang] for lang in corpus.languages}
+    if not cache.writable:  # before the long work, not after the first language
+        raise MidalignError(
+            f"the state cache {cache.root} is read-only and {len(todo)} languages are not in it; choose a writable "
+            "--cache-dir (or MIDALIGN_CACHE)"
+        )
     tokenized = {lang: tokenize(tokenizer, corpus.sentences[lang], max_length, pooling, lang) for lang in todo}
     total = sum(tok.n_tokens for tok in tokenized.values())
     start = time.perf_counter()

@@ -281,22 +281,33 @@ def _check_forward(model: nn.Module, tokenizer: Any) -> None:
         raise MidalignError("the converted embedded model produces non-finite hidden states; not caching it")
 
 
+# Files that decide tokenisation: an edited tokenizer changes every state, so it is part of a local model's identity.
+TOKENIZER_FILES = re.compile(
+    r"^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|vocab\..*|merges\.txt|.*\.model|"
+    r"chat_template.*|preprocessor_config\.json|generation_config\.json)$"
+)
+
+
 def _local_identity(path: Path) -> str:
-    """Path plus a cheap hash of config.json's bytes and the weight files' sizes and mtimes."""
+    """Path plus a hash of config.json's and the tokenizer files' bytes and the weight files' sizes and mtimes
+    (hashing gigabytes of weights on every run would cost more than it protects)."""
     path = path.expanduser().resolve()
     digest = hashlib.sha256((path / "config.json").read_bytes())
     for file in sorted(path.iterdir()):
         if file.suffix in {".safetensors", ".bin", ".pt", ".pth"} or file.name.endswith(".index.json"):
             stat = file.stat()
             digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        elif file.is_file() and TOKENIZER_FILES.match(file.name):
+            digest.update(f"{file.name}:".encode() + hashlib.sha256(file.read_bytes()).digest())
     return f"{path}#{digest.hexdigest()[:16]}"
 
 
 def _offline() -> bool:
-    """Offline mode, also when HF_HUB_OFFLINE was set after huggingface_hub read it at import."""
-    from huggingface_hub import constants
+    """Offline mode, also when HF_HUB_OFFLINE was set after huggingface_hub read it at import; or no hub from here,
+    found by one quick probe instead of ~50 s of retries (then a cached copy is used, or a one-line error given)."""
+    from midalign import hub
 
-    return constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+    return hub.offline_mode() or not hub.reachable()
 
 
 def _resolve_revision(repo_id: str, revision: str | None) -> str | None:

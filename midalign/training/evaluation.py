@@ -127,7 +127,8 @@ def hits_table(states: Mapping[str, np.ndarray], english: str, ids: Sequence[str
         if lang == english:
             continue
         for layer in range(n_states):
-            hits = retrieval_hits(torch.from_numpy(lang_states[:, layer]), torch.from_numpy(states[english][:, layer]))
+            # Copied: cached states are read-only memory maps, which torch cannot wrap without a warning.
+            hits = retrieval_hits(torch.tensor(lang_states[:, layer]), torch.tensor(states[english][:, layer]))
             for direction, values in zip(DIRECTIONS, hits, strict=True):
                 frames.append(
                     pd.DataFrame(
