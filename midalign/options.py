@@ -540,20 +540,20 @@ class CacheConfig:
     dtype, corpus and split, with its languages, size and when it was last used."""
 
     action: Literal["ls", "prune"] = option(
-        "ls: list the cache; prune: delete what --older-than / --model / --stale / --all select, plus what "
+        "ls: list the cache; prune: delete what --older-than / --match / --stale / --all select, plus what "
         "interrupted runs left (temporary files, arrays without a manifest, entries of an older cache format).",
         "ls",
         positional=True,
     )
     cache_dir: str | None = option(CACHE_HELP, None)
     older_than: float | None = option("prune: folders not used for this many days.", None)
-    model: str | None = option("Only folders whose model identity contains this text.", None)
+    match: str | None = option("Only folders whose model identity contains this text (e.g. gemma).", None)
     stale: bool = option(
         "prune: folders made with other versions of torch, transformers or tokenizers than the installed ones "
         "(never reused by this installation).",
         False,
     )
-    all: bool = option("prune: every folder (with --model: every folder of that model).", False)
+    all: bool = option("prune: every folder (with --match: every folder it matches).", False)
     dry_run: bool = option("prune: say what would be deleted, delete nothing.", False)
 
     def __post_init__(self) -> None:

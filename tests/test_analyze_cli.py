@@ -191,9 +191,9 @@ def test_cache_command_lists_and_prunes(
     (last / "settings.json").write_text((last / "settings.json").read_text().replace("torch==", "torch==0.0+"))
     assert cache_main(["prune", "--stale"]) == 0  # made by other library versions: never read again here
     assert [path.parent for path in root.glob("*/*/settings.json")] != [last] and not last.exists()
-    assert cache_main(["prune", "--model", str(tiny_model_dir.resolve()), "--all"]) == 0
+    assert cache_main(["prune", "--match", str(tiny_model_dir.resolve()), "--all"]) == 0
     assert not list(root.glob("*/*/settings.json"))
-    assert cache_main(["prune", "--model", "x"]) == 2  # which of its folders? refused, one line
+    assert cache_main(["prune", "--match", "x"]) == 2  # which of its folders? refused, one line
 
 
 def test_edited_tokenizer_of_a_local_model_changes_its_identity(tiny_model_dir: Path, tmp_path: Path) -> None:

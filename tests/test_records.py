@@ -26,7 +26,8 @@ from midalign.records import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = (AnalyzeConfig, TrainConfig, EvaluateConfig, MergeConfig, TaskDataConfig, options.CldrDataConfig)
+CONFIGS = (AnalyzeConfig, TrainConfig, EvaluateConfig, MergeConfig, TaskDataConfig, options.CldrDataConfig,
+           options.CacheConfig)  # fmt: skip
 
 
 def _flags(config_type: type) -> dict[str, tuple[str, str]]:

@@ -63,7 +63,7 @@ def leftovers(root: Path) -> list[Path]:
 
 def selected(folder: CacheFolder, config: CacheConfig, now: float) -> bool:
     """Whether prune's options select this folder."""
-    if config.model is not None and config.model not in str(folder.settings.get("model", "")):
+    if config.match is not None and config.match not in str(folder.settings.get("model", "")):
         return False
     if config.all:
         return True
@@ -76,8 +76,8 @@ def run(config: CacheConfig) -> pd.DataFrame:
     """List the cache (ls) or delete what the options select (prune); return the table shown."""
     root = StateCache(config.cache_dir).root  # creates it if missing, removes stray temporary files
     folders = list(cache_folders(root))
-    if config.model is not None:
-        folders = [folder for folder in folders if config.model in str(folder.settings.get("model", ""))]
+    if config.match is not None:
+        folders = [folder for folder in folders if config.match in str(folder.settings.get("model", ""))]
     if config.action == "ls":
         table = folder_table(folders)
         total = table["size_mb"].sum() if len(table) else 0.0
@@ -85,8 +85,8 @@ def run(config: CacheConfig) -> pd.DataFrame:
         if len(table):
             sys.stdout.write(table.drop(columns="folder").to_string(index=False) + "\n")
         return table
-    if not (config.all or config.older_than is not None or config.stale) and config.model is not None:
-        raise MidalignError("prune --model needs --all, --older-than or --stale to say which of its folders to delete")
+    if not (config.all or config.older_than is not None or config.stale) and config.match is not None:
+        raise MidalignError("prune --match needs --all, --older-than or --stale to say which of its folders to delete")
     now = time.time()
     doomed = [folder for folder in folders if selected(folder, config, now)]
     stray = leftovers(root)
