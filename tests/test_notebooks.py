@@ -83,3 +83,20 @@ def test_compare_runs_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         "difference_layer_language.png",
         "difference_pairs.png",
     ]
+
+
+def test_readme_nbconvert_command_runs_a_notebook(tmp_path: Path) -> None:
+    """The README's command line (jupyter nbconvert from the dev extra) on a fixture run, with figures written."""
+    import os
+    import shutil
+    import subprocess
+
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent))
+    assert jupyter, "the dev extra installs jupyter (nbconvert)"
+    env = {**os.environ, "MIDALIGN_RUN_DIR": str(FIXTURES / "analysis_run"), "MIDALIGN_FIGURES_DIR": str(tmp_path)}
+    command = [jupyter, "nbconvert", "--to", "notebook", "--execute", "--output-dir", str(tmp_path / "nb"),
+               str(NOTEBOOK_DIR / "layer_heatmaps.ipynb")]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    executed = nbformat.read(tmp_path / "nb" / "layer_heatmaps.ipynb", as_version=4)
+    assert _images(executed) >= 3 and len(list(tmp_path.glob("*.png"))) >= 3
