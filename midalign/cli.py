@@ -14,6 +14,7 @@ import os
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -21,6 +22,7 @@ from typing import Any, Literal, TypeVar
 from midalign.errors import MidalignError
 
 Config = TypeVar("Config")
+THIRD_PARTY = ("transformers", "peft", "accelerate", "datasets", "huggingface_hub", "torch", "sklearn", "pandas")
 
 
 def _unwrap_optional(kind: Any) -> Any:
@@ -122,6 +124,13 @@ def setup_logging(level: str | None = None) -> None:
     )
     for noisy in ("datasets", "transformers", "urllib3", "filelock", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Deprecation notices that libraries raise about their own internals (transformers' `is_gradient_checkpointing`
+    # asked by peft, ...): a user of midalign cannot act on them. midalign's own warnings, and every warning under
+    # `python -W` or PYTHONWARNINGS, still show.
+    if not sys.warnoptions:
+        for library in THIRD_PARTY:
+            warnings.filterwarnings("ignore", category=FutureWarning, module=rf"{library}(\.|$)")
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=rf"{library}(\.|$)")
 
 
 def prepare_output_dir(path: str | os.PathLike) -> Path:

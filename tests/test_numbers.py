@@ -117,6 +117,8 @@ def test_logged_learning_rate_follows_warmup_then_inverse_square_root(tiny_gemma
     assert warmup == math.ceil(0.25 * resolved["total_steps"]) == 3
     with (out / "steps.csv").open() as handle:
         logged = [float(row["lr"]) for row in csv.DictReader(handle)]
-    # Step s (1-based) runs at the rate the schedule gives after s - 1 optimizer steps.
-    expected = [1e-3 * (t / warmup if t < warmup else math.sqrt(warmup / t)) for t in range(len(logged))]
+    # The schedule starts one step in, so step t (1-based) runs at lr * t / warmup: step 1 is above 0.
+    steps = range(1, len(logged) + 1)
+    assert logged[0] == pytest.approx(1e-3 / 3)
+    expected = [1e-3 * (t / warmup if t < warmup else math.sqrt(warmup / t)) for t in steps]
     assert logged == pytest.approx(expected, rel=1e-6)

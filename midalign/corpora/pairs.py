@@ -98,6 +98,9 @@ def _first_config_columns(path: str) -> list[str] | None:
 def is_pair_source(source: str) -> bool:
     """Whether `source` holds X<->English pairs (an `en` column) rather than multi-way parallel sentences."""
     path = data.resolve_source(source)
+    columns = data.declared_columns(source)  # a local parquet corpus: its schema, in milliseconds
+    if columns is not None:
+        return "en" in columns
     datasets.disable_progress_bars()
     try:
         columns = _first_config_columns(path)
@@ -115,14 +118,8 @@ def is_pair_source(source: str) -> bool:
 
 
 def _load_pair_language(path: str, source: str, language: str, split: str, cache_dir: str | None) -> PairSet:
-    try:
-        table = datasets.load_dataset(path, language, split=split, token=data._token(), cache_dir=cache_dir)
-    except ValueError as error:  # datasets says "Unknown split" this way
-        raise CorpusError(f"{source!r} has no split {split!r} for {language}: {error}") from error
-    missing = set(PAIR_COLUMNS) - set(table.column_names)
-    if missing:
-        raise CorpusError(f"{source!r} {language}/{split} lacks column(s) {sorted(missing)}")
-    ids, texts, english = ([str(v) for v in table[name]] for name in PAIR_COLUMNS)
+    columns = data.read_columns(path, source, language, split, PAIR_COLUMNS, cache_dir)
+    ids, texts, english = ([str(v) for v in columns[name]] for name in PAIR_COLUMNS)
     empty = [ids[i] for i in range(len(ids)) if not texts[i].strip() or not english[i].strip()]
     if empty:
         raise CorpusError(f"{language} has {len(empty)} empty side(s) in {source!r}/{split}, ids {empty[:5]}")

@@ -209,9 +209,11 @@ def _read_parquet(files: Sequence[Path], source: str, language: str, split: str)
         raise CorpusError(f"the files of {language}/{split} of {source!r} do not share a schema: {error}") from error
 
 
-def _load_language(
-    path: str, source: str, language: str, split: str, cache_dir: str | None = None
-) -> tuple[list[str], list[str]]:
+def read_columns(
+    path: str, source: str, language: str, split: str, columns: Sequence[str], cache_dir: str | None = None
+) -> dict[str, list]:
+    """The named columns of one language and split, as lists: a local folder's declared parquet files read
+    directly, anything else (a hub id, local csv/json) through `datasets`. Shared by the parallel and pair loaders."""
     declared = _local_data_files(Path(path)).get(language, {}) if Path(path).is_dir() else {}
     files = declared.get(split)
     if declared and not files:
@@ -229,11 +231,31 @@ def _load_language(
         ) from error
     except ValueError as error:  # datasets says "Unknown split" this way
         raise CorpusError(f"{source!r} has no split {split!r} for {language}: {error}") from error
-    missing = {"id", "text"} - set(table.column_names)
+    missing = set(columns) - set(table.column_names)
     if missing:
         raise CorpusError(f"{source!r} {language}/{split} lacks column(s) {sorted(missing)}")
-    columns = {name: table[name].to_pylist() if isinstance(table, pyarrow.Table) else list(table[name])
-               for name in ("id", "text")}  # fmt: skip
+    return {name: table[name].to_pylist() if isinstance(table, pyarrow.Table) else list(table[name])
+            for name in columns}  # fmt: skip
+
+
+def declared_columns(source: str) -> list[str] | None:
+    """Column names of a local corpus's first language, from its first parquet file's schema (no rows read);
+    None for a hub id or a corpus in another format."""
+    path = Path(resolve_source(source))
+    if not path.is_dir():
+        return None
+    for splits in _local_data_files(path).values():
+        for files in splits.values():
+            if files and files[0].suffix == ".parquet":
+                return list(pyarrow.parquet.read_schema(files[0]).names)
+        return None
+    return None
+
+
+def _load_language(
+    path: str, source: str, language: str, split: str, cache_dir: str | None = None
+) -> tuple[list[str], list[str]]:
+    columns = read_columns(path, source, language, split, ("id", "text"), cache_dir)
     ids = [str(value) for value in columns["id"]]
     texts = columns["text"]
     empty = [ids[i] for i, text in enumerate(texts) if text is None or not str(text).strip()]

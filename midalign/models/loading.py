@@ -335,6 +335,7 @@ def _load_hf(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
+    logger.info("loading %s in %s ...", name, str(dtype).removeprefix("torch."))  # ~10-20 s on a 2-core CPU
     # HF_TOKEN and the HF cache are honoured by the hub machinery itself; offline, look nowhere but the cache.
     kwargs = {"revision": revision, "local_files_only": _offline()}
     if isinstance(device, str):  # a device_map name: accelerate places the blocks

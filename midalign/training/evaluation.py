@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from midalign.analysis.metrics import pair_metrics
 from midalign.corpora.pairs import PairCorpus
@@ -53,10 +54,15 @@ def corpus_states(
 ) -> dict[str, np.ndarray]:
     """Pooled states [N, len(layers), H] of each named sentence list, the model in eval mode (no LoRA dropout)."""
     states = {}
-    with measuring(model, autocast):
-        for name, texts in sentences.items():
-            tokenized = tokenize(tokenizer, texts, max_length, pooling, name=f"eval {name}")
-            states[name] = extract_states(model, tokenizer, tokenized, layers, pooling, batch_size, name=name)
+    tokenized = {name: tokenize(tokenizer, texts, max_length, pooling, name=f"eval {name}")
+                 for name, texts in sentences.items()}  # fmt: skip
+    total = sum(tokens.n_tokens for tokens in tokenized.values())
+    # Tens of seconds on a CPU before and after training: a bar, not silence.
+    bar = tqdm(total=total, unit="tok", unit_scale=True, desc="evaluate", leave=False)
+    with measuring(model, autocast), bar:
+        for name, tokens in tokenized.items():
+            bar.set_postfix_str(name)
+            states[name] = extract_states(model, tokenizer, tokens, layers, pooling, batch_size, bar, name)
     return states
 
 

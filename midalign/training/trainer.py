@@ -44,6 +44,7 @@ import logging
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -192,6 +193,11 @@ class Trainer:
         optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
         # Stepped by us once per optimizer step (not prepared: accelerate would step it once per process).
         self.scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=self.warmup)
+        # The schedule's value before any step is 0 during warm-up, which would make step 1 a step at lr 0: start
+        # one step in, so optimizer step t runs at lr * t / warmup and the peak comes at step `warmup`.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            self.scheduler.step()
         self.accelerator.register_for_checkpointing(self.scheduler)
         # Prepared so that `Accelerator.save_state` and `load_state` keep its state (it moves it to the device too).
         self.optimizer = self.accelerator.prepare(optimizer)
