@@ -267,3 +267,26 @@ def test_442_languages_aggregate_view(tmp_path: Path) -> None:
     assert _mesh(full).size == 442 * 19 and not _labels(full.axes[0].get_yticklabels())
     save_run_figures(run, tmp_path / "figures")
     assert time.perf_counter() - start < 30
+
+
+def test_keys_and_labels_on_the_committed_48_language_run() -> None:
+    """The real run has 19 scripts, 15 of them with one language: every group is named, colours never repeat."""
+    run48 = load_run(Path(__file__).parents[1] / "analysis" / "gemma-3-270m_udhr")
+    sizes = run48.groups("script").value_counts()
+    assert len(sizes) == 19 and (sizes == 1).sum() == 15
+    fig = plot_layer_curve(run48, group_by="script")
+    assert fig.axes[0].get_title().startswith("gemma-3-270m-q4_k_m / udhr:")  # the model in the title
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert [text for text in legend if text.startswith("script ")] == [
+        "script Latn (24)", "script Cyrl (4)", "script Arab (3)", "script Deva (2)",
+    ]  # fmt: skip
+    heatmap = plot_layer_language_heatmap(run48)
+    bands = heatmap.axes[0].child_axes[0]  # the group names beside the rows
+    assert sorted(_labels(bands.get_yticklabels())) == sorted(f"{g} ({n})" for g, n in sizes.items())
+    clustered = plot_language_heatmap(run48, order="cluster")
+    key = clustered.legends[0]
+    assert sorted(t.get_text() for t in key.get_texts()) == sorted(f"{g} ({n})" for g, n in sizes.items())
+    colours = [tuple(handle.get_facecolor()) for handle in key.legend_handles]
+    assert len(set(colours)) == 19
+    tick_colours = {t.get_text(): t.get_color() for t in clustered.axes[0].get_yticklabels()}
+    assert tick_colours["rus_Cyrl"] != tick_colours["deu_Latn"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,12 @@ class AnalysisRun:
 
     @property
     def label(self) -> str:
-        """A short name for legends: `model / dataset` from the config, else the directory name."""
-        parts = [str(self.config[key]).split("/")[-1] for key in ("model", "dataset") if self.config.get(key)]
+        """A short name for titles and legends: `model / dataset`, the model from the config or (for the embedded
+        default, which the config leaves empty) the resolved identity; else the directory name."""
+        model = self.config.get("model") or (self.config.get("resolved") or {}).get("model_identity")
+        if model:  # "gemma-3-270m-q4_k_m@gemma3...#a5fd" or "/path/to/folder#hash" or "org/name@commit"
+            model = re.split(r"[@#]", str(model))[0].rstrip("/")
+        parts = [str(value).split("/")[-1] for value in (model, self.config.get("dataset")) if value]
         return " / ".join(parts) if parts else self.path.name
 
     @property

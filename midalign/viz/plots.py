@@ -19,7 +19,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from midalign.analysis.runs import AnalysisRun, cluster_order, group_matrix, group_means, group_rank, order_languages
@@ -76,7 +76,9 @@ def _group_bands(ax: Axes, labels: Sequence[str], axis: Literal["x", "y"], color
         return
     for _, start, _ in runs[1:]:
         (ax.axhline if axis == "y" else ax.axvline)(start, color=color, lw=1.4 if n <= 60 else 1.0)
-    gap, kept, last = max(1.0, n / 45), [], -np.inf  # skip names that would collide with the previous one
+    # Up to 60 languages a cell is as tall as its tick label, so every group's name fits beside its first cell
+    # (one-language groups included); above that, names that would collide with the previous one are skipped.
+    gap, kept, last = (1.0 if n <= 60 else n / 45), [], -np.inf
     for label, start, stop in runs:
         mid = (start + stop) / 2
         if mid - last >= gap and (stop - start >= n / 120 or n <= 60):
@@ -84,7 +86,7 @@ def _group_bands(ax: Axes, labels: Sequence[str], axis: Literal["x", "y"], color
             last = mid
     side = ax.secondary_yaxis("right") if axis == "y" else ax.secondary_xaxis("top")
     side.set_ticks([m for m, _ in kept], labels=[t for _, t in kept])
-    side.tick_params(length=0, labelsize=max(_font_size(len(kept)) - 1, 6), pad=2)
+    side.tick_params(length=0, labelsize=_font_size(n) if n <= 60 else max(_font_size(len(kept)) - 1, 6), pad=2)
     for spine in side.spines.values():
         spine.set_visible(False)
     if axis == "x":
@@ -111,7 +113,7 @@ def _heatmap(
         annot_kws={"size": 6.5},
         yticklabels=n_rows <= AGGREGATE_ABOVE,
         xticklabels=n_cols <= AGGREGATE_ABOVE,
-        cbar_kws={"label": cbar_label, "shrink": 0.8, "pad": 0.1 if row_groups is not None else 0.03},
+        cbar_kws={"label": cbar_label, "shrink": 0.8, "pad": _colorbar_pad(ax, row_groups)},
         **kwargs,
     )
     ax.set_facecolor("0.88")  # NaN cells (a language with itself, missing pairs) show as light grey
@@ -126,6 +128,32 @@ def _heatmap(
         _group_bands(ax, list(row_groups), "y", color)
     if col_groups is not None:
         _group_bands(ax, list(col_groups), "x", color)
+
+
+def _colorbar_pad(ax: Axes, row_groups: Sequence[str] | None) -> float:
+    """The gap between a heatmap and its colour bar, as a share of the axes' width: just enough for the group
+    names drawn at the right (constrained layout does not reserve room for a secondary axis's labels)."""
+    if row_groups is None:
+        return 0.02
+    n = len(row_groups)
+    longest = max(len(f"{group} ({count})") for group, count in pd.Series(list(row_groups)).value_counts().items())
+    label_inches = longest * 0.6 * _font_size(n) / 72 + 0.12
+    axes_inches = ax.get_position().width * ax.figure.get_figwidth()
+    # Constrained layout about doubles a colour bar's pad once the axes shrink to their final width (measured on
+    # the 48-language figures), hence the half.
+    return float(np.clip(0.5 * label_inches / max(axes_inches, 1e-3), 0.02, 0.3))
+
+
+def _group_palette(groups: Sequence[str]) -> dict[str, tuple]:
+    """One distinguishable colour per group (largest first): tab20 up to 20 groups, then husl."""
+    ordered = list(pd.Series(list(groups)).value_counts().index)
+    n = len(ordered)
+    if n <= 20:  # tab20's strong colours first, then the light ones: the largest groups never share a hue
+        tab20 = sns.color_palette("tab20", 20)
+        colors = [*tab20[0::2], *tab20[1::2]][:n]
+    else:
+        colors = sns.color_palette("husl", n)
+    return dict(zip(ordered, colors, strict=True))
 
 
 def _symmetric_limits(data: pd.DataFrame) -> dict[str, float]:
@@ -176,14 +204,17 @@ def plot_layer_curve(
             )
     note = ""
     if group_by is not None:
-        by_group = run.group_curves(metrics[0], group_by)
-        shown = by_group.iloc[:, :max_groups]
-        if shown.shape[1] < by_group.shape[1]:
-            note = f"; dashed: the {shown.shape[1]} largest of {by_group.shape[1]} {group_by} groups"
+        by_group = run.group_curves(metrics[0], group_by)  # largest group first
+        sizes = run.groups(group_by, run.codes).value_counts()
+        # A one-language group is that language's own curve, not a group trend: only groups of 2+ are drawn.
+        shown = by_group[[group for group in by_group.columns if sizes.get(group, 0) >= 2][:max_groups]]
+        note = f"\ndashed: the {shown.shape[1]} largest {group_by} groups (of {by_group.shape[1]}; 2+ languages)"
         # colours after the metrics' own, so that a group line never looks like a metric's mean
         palette = [*sns.color_palette("tab10", 10)[len(metrics) :], *sns.color_palette("Dark2", 8)]
         for color, group in zip(palette, shown.columns, strict=False):
-            ax.plot(shown.index, shown[group], ls="--", lw=1.1, color=color, label=f"{group_by} {group}")
+            # Above the mean (zorder): the largest group often runs right along it and would vanish beneath.
+            ax.plot(shown.index, shown[group], ls="--", lw=1.3, color=color, zorder=3,
+                    label=f"{group_by} {group} ({sizes[group]})")  # fmt: skip
     selected, sel_metric = run.selected_layer, run.selection.get("metric", metrics[0])
     if sel_metric in metrics:
         value = run.curve(sel_metric).loc[selected, "mean"]
@@ -304,9 +335,13 @@ def _language_figure(
     # keeps cells near square instead.
     _heatmap(ax, matrix, cbar_label, row_groups=bands, col_groups=bands, **heat)
     if order == "cluster" and not aggregate and groups.nunique() > 1:
-        palette = dict(zip(sorted(groups.unique()), sns.color_palette("tab10", groups.nunique()), strict=False))
+        palette = _group_palette(groups.reindex(matrix.index))
         for tick in [*ax.get_yticklabels(), *ax.get_xticklabels()]:
             tick.set_color(palette.get(groups.get(tick.get_text(), ""), "black"))
+        counts = groups.reindex(matrix.index).value_counts()
+        handles = [Patch(color=color, label=f"{group} ({counts[group]})") for group, color in palette.items()]
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 10), fontsize=7,
+                   frameon=False, title=f"label colour = {by} (languages)", title_fontsize=8)  # fmt: skip
     ax.set_xlabel("target language" + (f" {by}" if aggregate else ""))
     ax.set_ylabel("source language" + (f" {by}" if aggregate else ""))
     ax.set_title(title, fontsize=11)
