@@ -64,7 +64,11 @@ def build_parser(config_class: type, prog: str) -> argparse.ArgumentParser:
             common["required"] = True
         else:
             common["default"] = default
-        if kind is bool:
+        if field.metadata.get("positional"):
+            # A command's operands (midalign-report's RUN folders): named by position, one or more of them.
+            parser.add_argument(field.name, nargs="+", metavar=field.metadata.get("metavar", field.name.upper()),
+                                help=field.metadata.get("help", ""))  # fmt: skip
+        elif kind is bool:
             parser.add_argument(*names, action=argparse.BooleanOptionalAction, **common)
         elif typing.get_origin(kind) is list:
             parser.add_argument(*names, nargs="+", metavar=field.name.upper(), type=str, **common)
