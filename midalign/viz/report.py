@@ -321,7 +321,9 @@ def layer_language_figure(runs: list[ReportRun]) -> go.Figure:
 def report_layers(runs: list[ReportRun], max_cells: int) -> list[int]:
     """The layers the language x language heatmap embeds: all of them if `max_cells` allows, else the selected
     layer and evenly spaced others."""
-    layers = sorted(set.intersection(*(set(item.run.layer_ids) for item in runs)))
+    layers = sorted(set.intersection(*(set(item.pair_layers) for item in runs)))
+    if not layers:
+        raise MidalignError(f"the pair tables of {' and '.join(item.label for item in runs)} share no layer")
     per_layer = sum(len(item.run.codes) ** 2 * len(item.pair_metrics) for item in runs)
     keep = max(1, max_cells // max(per_layer, 1))
     if keep >= len(layers):
@@ -377,21 +379,24 @@ def language_figure(runs: list[ReportRun], max_cells: int = REPORT_MAX_CELLS) ->
             row=1, col=run_index + 1,
         )  # fmt: skip
     traces = list(range(len(shown)))
+    # One slider per metric; none when one layer is kept (a large run): no slider, and no second copy of its data.
     sliders = [
         {"steps": [{"label": str(layer), "method": "restyle",
                     "args": [{"z": [_typed(z) for z in matrices[metric][layer]]}, traces]} for layer in layers],
          "active": layers.index(start), "currentvalue": {"prefix": f"{_metric_title(metric)}, layer "},
          "pad": {"t": 40}, "len": 0.9, "x": 0.05, "visible": metric == first}
         for metric in metrics
-    ]  # fmt: skip
+    ] if len(layers) > 1 else []  # fmt: skip
     metric_buttons = []
     for index, metric in enumerate(metrics):
-        shown_sliders = {f"sliders[{j}].visible": j == index for j in range(len(metrics))}
+        shown_sliders = {f"sliders[{j}].visible": j == index for j in range(len(sliders))}
+        if sliders:
+            shown_sliders[f"sliders[{index}].active"] = layers.index(start)
         metric_buttons.append({
             "label": _metric_title(metric), "method": "update",
             "args": [{"z": [_typed(z) for z in matrices[metric][start]], "zmin": [limits[metric][0]] * len(traces),
                       "zmax": [limits[metric][1]] * len(traces)},
-                     {**shown_sliders, f"sliders[{index}].active": layers.index(start)}, traces],
+                     shown_sliders, traces],
         })  # fmt: skip
     values = _values_at(shown[0], first, start)
     axes = [(f"xaxis{'' if i == 0 else i + 1}", f"yaxis{'' if i == 0 else i + 1}") for i in range(len(shown))]
@@ -462,9 +467,9 @@ def build_report(runs: Sequence[ReportRun], max_cells: int = REPORT_MAX_CELLS) -
     else:
         figures.append(("language-language", "Language × language (row: source, column: target)", pairs))
         layers = report_layers([item for item in runs if item.pair_metrics], max_cells)
-        if layers != sorted(set.intersection(*(set(item.run.layer_ids) for item in runs if item.pair_metrics))):
-            notes.append(f"Language × language heatmap: layers {', '.join(map(str, layers))} only "
-                         f"(--max-cells {max_cells}).")  # fmt: skip
+        if len(layers) < len(runs[0].run.layer_ids):
+            notes.append(f"Language × language heatmap: layer(s) {', '.join(map(str, layers))} only (the pair "
+                         f"table's layers, at most --max-cells {max_cells} cells).")  # fmt: skip
     for item in runs:
         if item.run.pairs_path is None and pairs is not None:
             notes.append(f"{item.label} has no pair table: not in the language × language heatmap.")

@@ -50,6 +50,7 @@ class ReportRun:
     run: AnalysisRun
     label: str
     metrics: tuple[MetricInfo, ...]
+    pair_layers: tuple[int, ...]  # layers in the pair table (none without one)
     per_language: pd.DataFrame  # layer, lang, metric, value: per_language.csv plus probe.csv's per-language rows
     overall: pd.DataFrame  # layer, metric, value: the mean over pairs (layers.csv), or over languages
 
@@ -67,11 +68,23 @@ def _metric_order(names: set[str]) -> list[str]:
     return [m for m in METRICS if m in names] + sorted(names - set(METRICS))
 
 
-def _pair_kinds(run: AnalysisRun) -> dict[str, MetricInfo]:
-    """Kind of every metric in the pair table, from the pairs at one layer (the selected one)."""
+def _pair_layers(run: AnalysisRun) -> tuple[int, ...]:
+    """Layers present in the pair table (a large run may keep pairs at the selected layer only)."""
     if run.pairs_path is None:
+        return ()
+    if run.pairs_path.suffix == ".parquet":  # one column: a 442-language table has ~15 M rows
+        layers = pd.read_parquet(run.pairs_path, columns=["layer"])["layer"]
+    else:
+        layers = run.pairs["layer"]
+    return tuple(sorted(int(layer) for layer in layers.unique()))
+
+
+def _pair_kinds(run: AnalysisRun, layers: tuple[int, ...]) -> dict[str, MetricInfo]:
+    """Kind of every metric in the pair table, from the pairs at one layer (the selected one if present)."""
+    if not layers:
         return {}
-    pairs = run._pairs_for(layer=run.selected_layer)  # one layer is enough to tell which pairs a metric covers
+    layer = run.selected_layer if run.selected_layer in layers else layers[0]
+    pairs = run._pairs_for(layer=layer)  # one layer is enough to tell which pairs a metric covers
     kinds: dict[str, MetricInfo] = {}
     for metric, rows in pairs.groupby("metric", observed=True):
         sources, targets = rows["src"].astype(str).unique(), rows["tgt"].astype(str).unique()
@@ -116,7 +129,8 @@ def read_probe(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def read_report_run(path: str | Path, label: str | None = None) -> ReportRun:
     """Load an analysis run for the report (its pair table is optional: without it, no language x language map)."""
     run = load_run(path, require_pairs=False)
-    kinds = _pair_kinds(run)
+    pair_layers = _pair_layers(run)
+    kinds = _pair_kinds(run, pair_layers)
     per_language = run.per_language[["layer", "lang", "metric", "value"]].copy()
     overall = run.layers[run.layers["group_by"] == "all"][["layer", "metric", "mean"]].rename(columns={"mean": "value"})
     probe_path = run.path / PROBE_FILE
@@ -140,6 +154,7 @@ def read_report_run(path: str | Path, label: str | None = None) -> ReportRun:
         run=run,
         label=label or run.path.resolve().name,
         metrics=metrics,
+        pair_layers=pair_layers,
         per_language=per_language,
         overall=overall,
     )
