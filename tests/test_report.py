@@ -205,7 +205,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
 
     out = write_report([RUN_A, RUN_B], tmp_path / "report.html", labels=["A", "B"])
     languages = pd.concat([load_run(RUN_A).languages, load_run(RUN_B).languages])
-    latin = languages[languages["script"] == "Latn"].index.nunique()
+    arabic = languages[languages["script"] == "Arab"].index.nunique()  # a group that is not first in run order
     problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
@@ -222,11 +222,22 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             assert page.evaluate("document.querySelectorAll('.plotly-graph-div').length") == 3
             before = _distinct_colours(heatmap.screenshot())
             assert before > 40, f"the heatmap looks blank ({before} colours)"
-            # The order / filter menu: show Latin-script languages only; the x axis then spans just them.
-            heatmap.locator(".updatemenu-header-group").nth(1).click()
-            heatmap.locator(".updatemenu-dropdown-button", has_text="script: Latn").click()
-            shown = page.evaluate("document.getElementById('language-language').layout.xaxis.range")
-            assert shown[1] - shown[0] == pytest.approx(latin)
+            # The order / filter menus: Arabic-script languages only; the x axes then show just them.
+            for figure in ("layer-language", "language-language"):
+                menus = page.locator(f"#{figure}")
+                menus.locator(".updatemenu-header-group").nth(1).click()
+                menus.locator(".updatemenu-dropdown-button", has_text="script: Arab").click()
+                shown = page.evaluate(f"document.getElementById('{figure}').layout.xaxis.range")
+                assert shown[1] - shown[0] == pytest.approx(arabic), figure
+                ticks = menus.locator(".xaxislayer-above .xtick text").all_text_contents()
+                assert len(ticks) >= arabic and all(tick.endswith("_Arab") for tick in ticks), (figure, ticks)
+            # Hover names both languages of a cell.
+            heatmap.scroll_into_view_if_needed()
+            box = heatmap.locator(".nsewdrag").first.bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
+            page.wait_for_selector("#language-language .hoverlayer .hovertext")
+            hover = heatmap.locator(".hoverlayer .hovertext").first.text_content()
+            assert "→" in hover and re.search(r"_Arab: [A-Z]", hover), hover
             # The layer slider: the left end of its rail is layer 0, whose values replace the selected layer's.
             z_data = "JSON.stringify(document.getElementById('language-language')._fullData[0].z)"
             z_before = page.evaluate(z_data)

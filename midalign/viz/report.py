@@ -266,7 +266,8 @@ def layer_language_figure(runs: list[ReportRun]) -> go.Figure:
     layers = sorted(set().union(*(set(item.per_language["layer"]) for item in runs)))
     metrics = [m for m in dict.fromkeys(str(m) for item in runs for m in item.per_language["metric"].unique())]
     panels = [item.label for item in runs] + ([f"{runs[1].label} − {runs[0].label}"] if len(runs) == 2 else [])
-    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=panels)
+    # Not shared_xaxes: plotly ignores a new category order on axes that match another (the order menu needs it)
+    fig = make_subplots(rows=len(panels), cols=1, vertical_spacing=0.08, subplot_titles=panels)
     described = [describe_language(languages, code) for code in codes]
     customdata = [described for _ in layers]  # one row per layer: the hover names every cell's language
     first = _selection_metric(runs) if _selection_metric(runs) in metrics else metrics[0]
