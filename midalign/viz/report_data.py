@@ -38,9 +38,8 @@ class MetricInfo:
 
     @property
     def describe(self) -> str:
-        if self.kind == "pivot":
-            return f"{self.name} (against {self.pivot} only)"
-        return self.name if self.kind == "pairs" else f"{self.name} (per language)"
+        # Only the pivot is worth saying: a run without its pair table reads every metric as `language`.
+        return f"{self.name} (against {self.pivot} only)" if self.kind == "pivot" else self.name
 
 
 @dataclass(frozen=True)
