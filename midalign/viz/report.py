@@ -7,7 +7,8 @@ plotly.js once, so it opens without a network. Figures:
 - layer x language heatmap (per_language.csv): a metric menu, and an order / filter menu over the groups; with two
   runs, both and their difference;
 - language x language heatmap (pairs): a metric menu and a layer slider; two runs side by side. Large runs keep
-  only as many layers as `max_cells` allows (the selected layer first), values rounded to 3 significant digits.
+  only as many layers as `max_cells` allows (the selected layer first). Heatmap values travel as float32 typed
+  arrays, curves as 3-significant-digit numbers.
 
 Ordering and filtering never duplicate the data: a menu entry sets the axes' category order (the chosen group's
 languages first) and their range (only that group in view).
@@ -55,7 +56,7 @@ def _metric_title(name: str) -> str:
 
 def _typed(values: np.ndarray) -> dict:
     """A float32 typed-array spec (plotly.js decodes it, also in restyle args): 5.3 bytes a value instead of
-    7-8 as JSON text, which keeps a page with 19 layers x 4 metrics of 48 x 48 matrices under 6 MB."""
+    7-8 as JSON text: 19 layers x 4 metrics of 48 x 48 matrices take 1.1 MB of a 6.3 MB page."""
     array = np.ascontiguousarray(values, dtype="<f4")
     return {"dtype": "f4", "bdata": base64.b64encode(array.tobytes()).decode("ascii"),
             "shape": ",".join(map(str, array.shape))}  # fmt: skip
@@ -103,12 +104,13 @@ def _top_groups(groups: pd.Series, by: str) -> list[str]:
     return ordered[:GROUP_LIMIT]
 
 
-def language_orders(languages: pd.DataFrame, values: pd.Series) -> list[Order]:
-    """Menu entries: the runs' order, by value, by each grouping, then each large group on its own."""
+def language_orders(languages: pd.DataFrame, values: pd.Series, basis: str) -> list[Order]:
+    """Menu entries: the runs' order, by value (`values`, described by `basis`), by each grouping (best first
+    within a group), then each large group on its own."""
     codes = list(languages.index)
     n = len(codes)
     best_first = sorted(codes, key=lambda code: -np.nan_to_num(values.get(code, np.nan), nan=-np.inf))
-    orders = [Order("all: run order", codes, n), Order("all: best first", best_first, n)]
+    orders = [Order("all: run order", codes, n), Order(f"all: best first ({basis})", best_first, n)]
     by_group: dict[str, list[str]] = {}
     for by in GROUP_KEYS:
         by_group[by] = order_languages(_groups(languages, by), values.reindex(codes), by)
@@ -264,7 +266,8 @@ def layer_language_figure(runs: list[ReportRun]) -> go.Figure:
     languages = language_table(runs)
     codes = list(languages.index)
     layers = sorted(set().union(*(set(item.per_language["layer"]) for item in runs)))
-    metrics = [m for m in dict.fromkeys(str(m) for item in runs for m in item.per_language["metric"].unique())]
+    present = {str(m) for item in runs for m in item.per_language["metric"].unique()}
+    metrics = [m for m in dict.fromkeys(info.name for item in runs for info in item.metrics) if m in present]
     panels = [item.label for item in runs] + ([f"{runs[1].label} − {runs[0].label}"] if len(runs) == 2 else [])
     # Not shared_xaxes: plotly ignores a new category order on axes that match another (the order menu needs it)
     fig = make_subplots(rows=len(panels), cols=1, vertical_spacing=0.08, subplot_titles=panels)
@@ -299,10 +302,11 @@ def layer_language_figure(runs: list[ReportRun]) -> go.Figure:
                       "zmax": [lim[1] for lim in limits]}],
         })  # fmt: skip
     values = _values_at(runs[0], first, runs[0].run.selected_layer)
+    basis = f"{_metric_title(first)}, layer {runs[0].run.selected_layer}"
     x_axes = [f"xaxis{'' if i == 0 else i + 1}" for i in range(len(panels))]
     height, margin = max(360, 300 * len(panels)) + 120, {"t": 85, "l": 60, "r": 20, "b": 80}
     menu_y = _above_plot(height, margin, 40)
-    order_menu = _order_menu(language_orders(languages, values), x_axes, [], 0.3, menu_y)
+    order_menu = _order_menu(language_orders(languages, values, basis), x_axes, [], 0.3, menu_y)
     fig.update_layout(
         height=height,
         margin=margin,
@@ -329,7 +333,7 @@ def report_layers(runs: list[ReportRun], max_cells: int) -> list[int]:
     keep = max(1, max_cells // max(per_layer, 1))
     if keep >= len(layers):
         return layers
-    selected = runs[0].run.selected_layer
+    selected = runs[0].run.selected_layer if runs[0].run.selected_layer in layers else layers[0]
     spread = [layers[round(i)] for i in np.linspace(0, len(layers) - 1, keep)] if keep > 1 else []
     chosen = [selected] + [layer for layer in spread if layer != selected]
     return sorted(chosen[:keep])
@@ -400,11 +404,12 @@ def language_figure(runs: list[ReportRun], max_cells: int = REPORT_MAX_CELLS) ->
                      shown_sliders, traces],
         })  # fmt: skip
     values = _values_at(shown[0], first, start)
+    basis = f"{_metric_title(first)}, layer {start}"
     axes = [(f"xaxis{'' if i == 0 else i + 1}", f"yaxis{'' if i == 0 else i + 1}") for i in range(len(shown))]
     side = 760 if len(shown) == 1 else 620
     height, margin = side + 230, {"t": 90, "l": 90, "r": 20, "b": 90}
     menu_y = _above_plot(height, margin, 45)
-    order_menu = _order_menu(language_orders(languages, values), [a for a, _ in axes], [b for _, b in axes], 0.3,
+    order_menu = _order_menu(language_orders(languages, values, basis), [a for a, _ in axes], [b for _, b in axes], 0.3,
                              menu_y)  # fmt: skip
     fig.update_layout(
         height=height,
