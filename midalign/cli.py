@@ -92,7 +92,10 @@ def parse_config(config_class: type[Config], argv: Sequence[str] | None, prog: s
     """Parse argv into the config dataclass (whose `__post_init__` checks the values)."""
     parser = build_parser(config_class, prog)
     namespace = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    return config_class(**{name: _split_commas(value) for name, value in vars(namespace).items()})
+    # Operands are paths, which may hold commas: only options' lists split there.
+    operands = {f.name for f in dataclasses.fields(config_class) if f.metadata.get("positional")}
+    values = {name: value if name in operands else _split_commas(value) for name, value in vars(namespace).items()}
+    return config_class(**values)
 
 
 def setup_logging(level: str | None = None) -> None:

@@ -155,8 +155,8 @@ def test_usage_reads_well(capsys: pytest.CaptureFixture) -> None:
     both = parse_config(MergeConfig, ["--task-adapter", "a", "--align-adapter", "b", "--sweep", "0,0.5", "1"], "t")
     assert both.sweep == [0.0, 0.5, 1.0]
     assert parse_config(AnalyzeConfig, ["--langs", "en,de", "fr"], "t").langs == ["en", "de", "fr"]
-    report = parse_config(options.ReportConfig, ["runs/a", "runs/b", "--out", "r.html"], "midalign-report")
-    assert (report.runs, report.out) == (["runs/a", "runs/b"], "r.html")
+    report = parse_config(options.ReportConfig, ["runs/a,b", "runs/c", "--out", "r.html"], "midalign-report")
+    assert (report.runs, report.out) == (["runs/a,b", "runs/c"], "r.html")  # operands are paths: no comma split
     assert parse_config(options.ReportConfig, ["runs/a"], "t").out == str(Path("runs/a") / "report.html")
     assert "RUN [RUN ...]" in build_parser(options.ReportConfig, "midalign-report").format_usage()
     assert not parse_config(AnalyzeConfig, ["--no-report"], "test").report
