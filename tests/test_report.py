@@ -34,7 +34,8 @@ def _with_pivot_metric_and_probe(tmp_path: Path) -> Path:
     shutil.copytree(RUN_A, run)
     pairs = pd.read_csv(run / "pairs.csv", keep_default_na=False)
     pivot = pairs[(pairs["metric"] == "retrieval_acc") & (pairs["tgt"] == "eng_Latn")].assign(metric="mexa")
-    pd.concat([pairs, pivot]).to_csv(run / "pairs.csv", index=False)
+    both_ways = pairs[(pairs["metric"] == "cosine") & (pairs[["src", "tgt"]] == "eng_Latn").any(axis=1)]
+    pd.concat([pairs, pivot, both_ways.assign(metric="cka")]).to_csv(run / "pairs.csv", index=False)
     per_language = pd.read_csv(run / "per_language.csv", keep_default_na=False)
     mexa = pivot.rename(columns={"src": "lang"})[["layer", "lang", "metric", "value"]]
     pd.concat([per_language, mexa]).to_csv(run / "per_language.csv", index=False)
@@ -106,6 +107,10 @@ def test_pivot_metrics_and_probe(tmp_path: Path) -> None:
     run = read_report_run(_with_pivot_metric_and_probe(tmp_path))
     kinds = {info.name: (info.kind, info.pivot) for info in run.metrics}
     assert kinds["mexa"] == ("pivot", "eng_Latn") and kinds["retrieval_acc"] == ("pairs", None)
+    assert kinds["cka"] == ("pivot", "eng_Latn")  # X -> English and English -> X
+    cka = run.overall[run.overall["metric"] == "cka"].set_index("layer")["value"].sort_index()  # pairs only
+    pairs = pd.read_csv(run.run.path / "pairs.csv", keep_default_na=False)
+    np.testing.assert_allclose(cka, pairs[pairs["metric"] == "cka"].groupby("layer")["value"].mean())
     assert kinds["probe_accuracy"] == ("language", None) and "probe_n" not in kinds  # counts are not measures
     assert run.pair_metrics == list(CLASSIC)
     layer_menu = layer_language_figure([run]).layout.updatemenus[0]

@@ -86,11 +86,12 @@ def _pair_kinds(run: AnalysisRun, layers: tuple[int, ...]) -> dict[str, MetricIn
     pairs = run._pairs_for(layer=layer)  # one layer is enough to tell which pairs a metric covers
     kinds: dict[str, MetricInfo] = {}
     for metric, rows in pairs.groupby("metric", observed=True):
-        sources, targets = rows["src"].astype(str).unique(), rows["tgt"].astype(str).unique()
-        if len(targets) == 1 and len(sources) > 1:
-            kinds[str(metric)] = MetricInfo(str(metric), "pivot", str(targets[0]))
-        elif len(sources) == 1 and len(targets) > 1:
-            kinds[str(metric)] = MetricInfo(str(metric), "pivot", str(sources[0]))
+        src, tgt = rows["src"].astype(str), rows["tgt"].astype(str)
+        # A pivot metric: one language takes part in every row (X -> pivot, and maybe pivot -> X too). With two
+        # languages every pair has one in common, so that says nothing.
+        common = [code for code in (src.iloc[0], tgt.iloc[0]) if ((src == code) | (tgt == code)).all()]
+        if common and len(run.codes) > 2:
+            kinds[str(metric)] = MetricInfo(str(metric), "pivot", common[0])
         else:
             kinds[str(metric)] = MetricInfo(str(metric), "pairs")
     return kinds
@@ -144,6 +145,9 @@ def read_report_run(path: str | Path, label: str | None = None) -> ReportRun:
     if missing:
         means = per_language[per_language["metric"].isin(missing)].groupby(["layer", "metric"], as_index=False)
         overall = pd.concat([overall, means["value"].mean()], ignore_index=True)
+    for metric in set(kinds) - set(overall["metric"]):  # only in the pair table: its mean over pairs
+        means = run._pairs_for(metric=metric).groupby("layer", as_index=False)["value"].mean()
+        overall = pd.concat([overall, means.assign(metric=metric)], ignore_index=True)
     names = set(kinds) | set(per_language["metric"]) | set(overall["metric"])
     metrics = tuple(kinds.get(name, MetricInfo(name, "language")) for name in _metric_order(names))
     per_language["layer"] = per_language["layer"].astype(int)
