@@ -155,17 +155,18 @@ def _selection_metric(runs: list[ReportRun]) -> str:
 
 # ---- layer curves ----------------------------------------------------------------------------------------------
 def _group_curves(item: ReportRun, metric: str, by: str, languages: pd.DataFrame) -> list[tuple[str, pd.Series]]:
-    """(label, per-layer mean over the group's languages) for the top groups, then 'other' for the rest."""
+    """(label, per-layer mean over the group's languages) for the top groups and 'unknown', then 'other' for the
+    rest."""
     rows = item.per_language[item.per_language["metric"] == metric]
     if rows.empty:
         return []
     groups = _groups(languages, by)
     top = set(_top_groups(groups.reindex(item.run.codes).dropna(), by))
     labelled = rows.assign(group=rows["lang"].map(groups).fillna(UNKNOWN_GROUP))
-    labelled["group"] = labelled["group"].where(labelled["group"].isin(top), "other")
+    labelled["group"] = labelled["group"].where(labelled["group"].isin(top | {UNKNOWN_GROUP}), "other")
     out = []
     sizes = labelled.groupby("group")["lang"].nunique()
-    ranks = group_rank(groups.reindex(item.run.codes).dropna(), by)
+    ranks = group_rank(groups.reindex(item.run.codes).dropna(), by)  # 'unknown' ranks last among them
     for group in sorted(sizes.index, key=lambda g: (g == "other", ranks.get(g, (True, 0, g)))):
         means = labelled[labelled["group"] == group].groupby("layer")["value"].mean().sort_index()
         out.append((f"{group} ({sizes[group]})", means))
