@@ -60,7 +60,7 @@ def build_parser(config_class: type, prog: str) -> argparse.ArgumentParser:
         default = field.default
         if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
             default = field.default_factory()
-        if field.metadata.get("positional"):  # operands such as RUN or ls|prune, named in the usage line
+        if field.metadata.get("positional"):  # operands (midalign-report's RUN folders, ls|prune), by position
             _add_positional(parser, field, kind, default)
             continue
         names = [_flag(field.name), *field.metadata.get("aliases", [])]
@@ -84,7 +84,7 @@ def build_parser(config_class: type, prog: str) -> argparse.ArgumentParser:
 
 def _add_positional(parser: argparse.ArgumentParser, field: dataclasses.Field, kind: Any, default: Any) -> None:
     text = field.metadata.get("help", "")
-    extra: dict[str, Any] = {"metavar": field.name.upper()}
+    extra: dict[str, Any] = {"metavar": field.metadata.get("metavar", field.name.upper())}
     if typing.get_origin(kind) is list:
         extra["nargs"] = "+" if default is dataclasses.MISSING else "*"
     elif default is not dataclasses.MISSING:
@@ -107,7 +107,10 @@ def parse_config(config_class: type[Config], argv: Sequence[str] | None, prog: s
     """Parse argv into the config dataclass (whose `__post_init__` checks the values)."""
     parser = build_parser(config_class, prog)
     namespace = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    return config_class(**{name: _split_commas(value) for name, value in vars(namespace).items()})
+    # Operands are paths, which may hold commas: only options' lists split there.
+    operands = {f.name for f in dataclasses.fields(config_class) if f.metadata.get("positional")}
+    values = {name: value if name in operands else _split_commas(value) for name, value in vars(namespace).items()}
+    return config_class(**values)
 
 
 def setup_logging(level: str | None = None) -> None:

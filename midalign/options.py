@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from midalign.errors import MidalignError
@@ -280,6 +281,7 @@ class AnalyzeConfig(OutputOptions, ModelOptions):
     cache_dir: str | None = option(CACHE_HELP, None)
     recompute: bool = option("Recompute cached states instead of reusing them.", False)
     figures: bool = option("Draw the PNG figures (--no-figures to skip).", True)
+    report: bool = option("Write the interactive HTML report OUT/report.html (--no-report to skip).", True)
     list_langs: bool = option(
         "List the languages of --dataset (code, name, script, family, resource level, splits, sentences) and exit.",
         False,
@@ -300,6 +302,36 @@ class AnalyzeConfig(OutputOptions, ModelOptions):
             raise MidalignError("--langs is empty")
         if self.device_map is not None and self.device_map not in DEVICE_MAPS:
             raise MidalignError(f"unknown --device-map {self.device_map!r}; choose from {', '.join(DEVICE_MAPS)}")
+
+
+# The language x language heatmap of a report embeds at most this many cells (all metrics, layers and runs): 48
+# languages fit at every layer (~0.2 M cells); 442 languages (~0.2 M cells per layer and metric) keep fewer layers.
+REPORT_MAX_CELLS = 1_000_000
+
+
+@dataclass(kw_only=True)
+class ReportConfig:
+    """Write one self-contained interactive HTML page (plotly) for one or two midalign-analyze runs: layer curves
+    per metric (overall and by script, family, resource level), the layer x language heatmap, the language x
+    language heatmap at a chosen layer, languages ordered or filtered by group; two runs side by side."""
+
+    runs: list[str] = option("midalign-analyze output folders (two are compared).", positional=True, metavar="RUN")
+    out: str | None = option("The HTML file to write (default: report.html in the first RUN).", None)
+    labels: list[str] = option("Names of the runs in legends and titles (default: their folder names).", factory=list)
+    max_cells: int = option(
+        "Most language-pair cells the language x language heatmap embeds (all metrics, layers and runs); above it "
+        "the report keeps fewer layers, the selected one first.",
+        REPORT_MAX_CELLS,
+    )
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "max_cells")
+        if len(self.runs) > 2:
+            raise MidalignError(f"a report shows one run or compares two; got {len(self.runs)} RUN folders")
+        if self.labels and len(self.labels) != len(self.runs):
+            raise MidalignError(f"--labels names {len(self.labels)} runs, but {len(self.runs)} RUN folders were given")
+        if self.out is None:
+            self.out = str(Path(self.runs[0]) / "report.html")
 
 
 @dataclass(kw_only=True)

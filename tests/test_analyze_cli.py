@@ -54,7 +54,8 @@ def test_end_to_end_outputs_and_independent_check(tiny_model_dir: Path, flores_d
     out = tmp_path / "run"
     assert analyze(tiny_model_dir, flores_dir, out) == 0
     for name in ["config.json", "pairs.csv", "pairs.parquet", "per_language.csv", "layers.csv", "languages.csv",
-                 "selection.json", "figures/layer_curve.png", "figures/layer_language_heatmap.png"]:  # fmt: skip
+                 "selection.json", "figures/layer_curve.png", "figures/layer_language_heatmap.png",
+                 "report.html"]:  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     config = json.loads((out / "config.json").read_text())
     assert config["resolved"]["languages"] == CODES and config["resolved"]["split"] == "devtest"
@@ -68,6 +69,8 @@ def test_end_to_end_outputs_and_independent_check(tiny_model_dir: Path, flores_d
     curve = pairs[pairs.metric == "retrieval_acc"].groupby("layer").value.mean()
     assert selection["score"] == pytest.approx(curve.loc[1:3].max())
     assert (out / f"figures/language_heatmap_layer{selection['layer']}.png").exists()
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert all(f'"{code}"' in report for code in CODES) and "Plotly.newPlot" in report
 
     devtest = {code: FLORES_LIKE[code][12:30] for code in CODES}
     reference = naive_retrieval(tiny_model_dir, devtest)

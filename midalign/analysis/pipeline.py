@@ -34,7 +34,8 @@ CSV_ROW_LIMIT = 3_000_000
 # A finished run's results. A new run into the same folder removes them before writing its config.json, so that an
 # interrupted run never leaves its config beside another run's results (load_run and midalign-train's reuse of a
 # finished analysis trust config.json and selection.json to describe one run).
-RESULT_FILES = ("selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv")
+RESULT_FILES = ("selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv",
+                "report.html")  # fmt: skip
 
 
 def list_languages(config: AnalyzeConfig) -> pd.DataFrame:
@@ -217,7 +218,7 @@ def _device_map_summary(model) -> dict[str, int] | None:
 def _score_and_write(
     config: AnalyzeConfig, out: Path, states: dict, corpus, identity: str, n_blocks: int, started: float
 ) -> dict:
-    """Score every directed pair at every layer, pick the layer, write tables, selection and figures."""
+    """Score every directed pair at every layer, pick the layer, write tables, selection, figures and report."""
     languages = corpus.languages
     layers = list(range(n_blocks + 1))
     metric_start = time.perf_counter()
@@ -250,5 +251,9 @@ def _score_and_write(
 
         paths = save_run_figures(load_run(out), out / "figures")
         logger.info("figures: %s", ", ".join(str(path) for path in paths))
+    if config.report:
+        from midalign.viz.report import write_report  # plotly loads only when a report is written
+
+        write_report([out], out / "report.html")
     logger.info("done in %.1f s; results in %s", time.perf_counter() - started, out)
     return selection

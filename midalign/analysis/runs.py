@@ -66,7 +66,7 @@ class AnalysisRun:
     languages: pd.DataFrame  # index: code; columns name, iso_639_3, script, family, resource_level, ...
     per_language: pd.DataFrame  # layer, lang, metric, value
     layers: pd.DataFrame  # layer, metric, group_by, group, mean, std, min, max, n
-    pairs_path: Path
+    pairs_path: Path | None  # None: a run read with `require_pairs=False` whose pair table is not there
     _pairs: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -129,6 +129,8 @@ class AnalysisRun:
         return frame.reset_index(drop=True)
 
     def _pairs_for(self, **filters: Any) -> pd.DataFrame:
+        if self.pairs_path is None:
+            raise MidalignError(f"{self.path} has no pair table (pairs.parquet / pairs.csv)")
         # A CSV cannot be filtered while reading, so read it whole once and cache it.
         if self._pairs is None and self.pairs_path.suffix != ".parquet":
             self._pairs = self._read_pairs()
@@ -278,8 +280,11 @@ def group_matrix(matrix: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
     return sums / counts.replace(0, np.nan)
 
 
-def load_run(path: str | Path) -> AnalysisRun:
-    """Load an analysis run directory written by `midalign-analyze --out DIR`."""
+def load_run(path: str | Path, require_pairs: bool = True) -> AnalysisRun:
+    """Load an analysis run directory written by `midalign-analyze --out DIR`.
+
+    `require_pairs=False` also accepts a run without its pair table (a 442-language run ships without its
+    ~0.2 GB pairs.parquet): its per-language and per-layer tables still load; pair accessors then fail clearly."""
     path = Path(path)
     if not path.is_dir():
         raise MidalignError(f"{path} is not a directory; expected the --out DIR of `midalign-analyze`")
@@ -287,7 +292,7 @@ def load_run(path: str | Path) -> AnalysisRun:
         if not (path / name).is_file():
             raise MidalignError(f"{path} is not an analysis run: {name} is missing")
     pairs_path = next((path / n for n in ("pairs.parquet", "pairs.csv") if (path / n).is_file()), None)
-    if pairs_path is None:
+    if pairs_path is None and require_pairs:
         raise MidalignError(f"{path} is not an analysis run: pairs.parquet / pairs.csv is missing")
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     selection = json.loads((path / "selection.json").read_text(encoding="utf-8"))
@@ -305,7 +310,7 @@ def load_run(path: str | Path) -> AnalysisRun:
     for key in ("layer", "metric"):
         if key not in selection:
             raise MidalignError(f"{path / 'selection.json'} lacks the key {key!r}")
-    logger.debug("loaded run %s (%d languages, pairs from %s)", path, len(languages), pairs_path.name)
+    logger.debug("loaded run %s (%d languages, pairs from %s)", path, len(languages), pairs_path)
     return AnalysisRun(
         path=path,
         config=config,

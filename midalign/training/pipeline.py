@@ -101,6 +101,7 @@ def resolve_layer(
             dtype=config.dtype,
             out=str(path.parent),
             figures=False,
+            report=False,  # a by-product of picking the layer: like its figures, not worth the time
         )
         # Decided by the main process alone: under a multi-process launch every process must take the same branch.
         if distributed.broadcast(distributed.process_state(config.device), _finished_analysis(path.parent, wanted)):
