@@ -225,7 +225,9 @@ DEFAULT_UNSEEN_LANGS = [
 ]  # fmt: skip
 DEV_PAIRS = 100  # dev pairs per language: early stopping, merge sweeps, and the translation recipe's dev split
 MAX_SENTENCES_HELP = "Use only the first N parallel sentences of a multi-way corpus."
-METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap")
+# Every metric midalign-analyze can compute (the same names as `analysis.metrics.ALL_METRICS`, which imports torch):
+# the first four for every directed pair, mexa and cka for every language against the pivot (--english).
+METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap", "mexa", "cka")
 
 
 def default_lr(has_task: bool) -> float:
