@@ -28,10 +28,10 @@ import torch
 from tqdm.auto import tqdm
 
 from midalign.errors import MidalignError
+from midalign.options import PAIR_METRICS, PIVOT_METRICS
 
-METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap")  # every directed pair
-PIVOT_METRICS = ("mexa", "cka")  # every language against the pivot only
-ALL_METRICS = METRICS + PIVOT_METRICS
+METRICS = PAIR_METRICS  # every directed pair
+ALL_METRICS = METRICS + PIVOT_METRICS  # PIVOT_METRICS: every language against the pivot only
 
 
 def prepare(states: torch.Tensor, center: bool = False) -> torch.Tensor:
