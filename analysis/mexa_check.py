@@ -58,8 +58,8 @@ def main() -> None:
     states = {}
     for lang in languages:
         manifest = json.loads((cache / f"{lang}.json").read_text())
-        if manifest["key"]["model"] != resolved["model_identity"]:
-            raise SystemExit(f"{cache / lang}.npy holds another model's states ({manifest['key']['model']})")
+        if manifest["model"] != resolved["model_identity"]:
+            raise SystemExit(f"{cache / lang}.npy holds another model's states ({manifest['model']})")
         states[lang] = np.load(cache / f"{lang}.npy")
     ours = pd.read_parquet(args.run / "pairs.parquet", filters=[("metric", "==", "mexa")])
     ours = ours.set_index(["layer", "src"])["value"]

@@ -210,7 +210,8 @@ def plot_layer_curve(
         if metrics[0] in PIVOT_METRICS
         else f"{n_pairs} directed language pairs"
     )
-    ax.set_title(f"{run.label}: {_metric_label(metrics[0])} by layer\nspread across {spread_over}{note}", fontsize=11)
+    named = " and ".join(_metric_label(metric) for metric in metrics)
+    ax.set_title(f"{run.label}: {named} by layer\nspread across {spread_over}{note}", fontsize=11)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     return fig
 
@@ -506,7 +507,7 @@ def plot_probe_retrieval(run: AnalysisRun, metric: str = "retrieval_acc") -> Fig
     right.set_ylabel("value")
     right.set_title("alignment between languages", fontsize=10)
     for ax in (left, right):
-        ax.axvline(fades, color="C3", ls=":", lw=1.3, label=f"probe lowest: layer {fades} ({overall[fades]:.2f})")
+        ax.axvline(fades, color="C3", ls=":", lw=1.3, label=f"probe lowest: layer {fades} ({overall[fades]:.3f})")
         ax.axvline(peak, color="C0", ls=":", lw=1.3, label=f"{metric} best: layer {peak} ({curve[peak]:.2f})")
         ax.set_xlabel(LAYER_LABEL)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(overall), 20)))
