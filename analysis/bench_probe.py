@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--reference-iter", type=int, default=1000, help="max_iter of the near-converged fit")
     parser.add_argument("--first", type=int, nargs="+", help="time the first N languages only, for each N given")
     parser.add_argument("--layers", type=int, nargs="+", help="these layers only (default: all)")
+    parser.add_argument("--max-iter", type=int, nargs="+", default=[MAX_ITER], help="with --first: each of these")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     resolved = json.loads((args.run / "config.json").read_text())["resolved"]
@@ -44,14 +45,15 @@ def main() -> None:
             subset = languages[:count]
             states = {lang: np.load(cache / f"{lang}.npy", mmap_mode="r") for lang in subset}
             layers = args.layers or list(range(states[subset[0]].shape[1]))
-            started = time.perf_counter()
-            table = language_probe(states, subset, layers)
-            overall = table[table["lang"] == OVERALL].set_index("layer")["accuracy"]
-            logger.info(
-                "first %d languages, layers %s: %.1f s (%.1f s per layer of 5 fits); overall accuracy %s",
-                count, layers, time.perf_counter() - started, (time.perf_counter() - started) / len(layers),
-                overall.round(4).to_dict(),
-            )  # fmt: skip
+            for max_iter in args.max_iter:
+                started = time.perf_counter()
+                table = language_probe(states, subset, layers, max_iter=max_iter)
+                overall = table[table["lang"] == OVERALL].set_index("layer")["accuracy"]
+                seconds = time.perf_counter() - started
+                logger.info(
+                    "first %d languages, layers %s, max_iter %d: %.1f s (%.1f s per layer of 5 fits); accuracy %s",
+                    count, layers, max_iter, seconds, seconds / len(layers), overall.round(4).to_dict(),
+                )  # fmt: skip
         return
     states = {lang: np.load(cache / f"{lang}.npy", mmap_mode="r") for lang in languages}
     layers = args.layers or list(range(states[languages[0]].shape[1]))
