@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 
 FOLDS = 5
 # lbfgs on standardised states. 100 iterations give the held-out accuracy of a (nearly) converged fit: identical
-# with 1000 on the 48 UDHR languages, and with 300 (which stops after ~200) on the first 100 of all 442 at block 11,
-# where 20 iterations lose 0.0065 (analysis/bench_probe.py; numbers in analysis/gemma-3-270m_udhr*/README.md).
+# with 1000 on the 48 UDHR languages; 0.9492 against 0.9500 with 300 on the first 100 of all 442 at block 11,
+# where 20 iterations give 0.9418 (analysis/bench_probe.py; commands in analysis/gemma-3-270m_udhr*/README.md).
 # Warm starts from the previous layer then cut the iterations of the layers after the first. No PCA: in a one-off
 # trial (not kept) on 80 languages, keeping 128 of 640 dimensions lowered the accuracy by 0.02 and saved only half
 # the time.
