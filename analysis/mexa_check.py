@@ -77,6 +77,18 @@ def main() -> None:
     logger.info("max |reference - midalign| = %.6g; values that differ: %d", table["abs_diff"].max(),
                 int((table["abs_diff"] > 1e-9).sum()))  # fmt: skip
     logger.info("largest differences:\n%s", worst.to_string(index=False))
+    for row in table[table["abs_diff"] > 1e-6].itertuples():  # a whole sentence flipped: how close was it?
+        sim = similarity_matrix(states[pivot][:, row.layer], states[row.lang][:, row.layer])
+        margins = [
+            min(sim[i, i] - np.max(np.delete(sim[i, :], i)), sim[i, i] - np.max(np.delete(sim[:, i], i)))
+            for i in range(len(sim))
+        ]
+        closest = int(np.argmin(np.abs(margins)))
+        logger.info(
+            "layer %d %s: sentence %d's cosine with its translation minus its strongest competitor is %.3g (float64, "
+            "scipy); cosines there range %.4f..%.4f",
+            row.layer, row.lang, closest, margins[closest], sim.min(), sim.max(),
+        )  # fmt: skip
     best = table.groupby("layer")["mexa_reference"].mean()
     logger.info("reference mean MEXA per layer:\n%s", best.round(3).to_string())
 
