@@ -104,8 +104,8 @@ class PivotOptions:
     """The pivot language: shared by the alignment data and the translation recipe."""
 
     english: str | None = option(
-        "The pivot language: the English side of every alignment pair and of translation (default: eng_Latn, or "
-        "in midalign-merge the alignment run's).",
+        "The pivot language: the English side of every alignment pair and of translation, and what midalign-analyze "
+        "compares every language with in mexa and cka (default: eng_Latn, or in midalign-merge the alignment run's).",
         None,
     )
 
@@ -227,7 +227,16 @@ DEFAULT_UNSEEN_LANGS = [
 ]  # fmt: skip
 DEV_PAIRS = 100  # dev pairs per language: early stopping, merge sweeps, and the translation recipe's dev split
 MAX_SENTENCES_HELP = "Use only the first N parallel sentences of a multi-way corpus."
-METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap")
+# Every metric midalign-analyze can compute (`analysis.metrics` computes them): the pair metrics for every directed
+# pair, the pivot metrics for every language against the pivot (--english) only. Here, not in `analysis.metrics`,
+# so that reading runs and parsing options never imports torch.
+PAIR_METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap")
+PIVOT_METRICS = ("mexa", "cka")
+METRICS = PAIR_METRICS + PIVOT_METRICS
+PROBE_HELP = (
+    "Also probe every layer for language identity (probe.csv, figures/probe_retrieval.png): 5-fold logistic "
+    "regression split by sentence, so no sentence is in training and test; its cost is in the README."
+)
 
 
 def default_lr(has_task: bool) -> float:
@@ -248,9 +257,10 @@ def _at_least(config: object, minimum: int, *names: str) -> None:
 
 
 @dataclass(kw_only=True)
-class AnalyzeConfig(OutputOptions, ModelOptions):
+class AnalyzeConfig(OutputOptions, PivotOptions, ModelOptions):
     """Cache per-layer pooled hidden states of parallel sentences, score every directed language pair at every
-    layer (retrieval accuracy, margin retrieval, cosine alignment) and pick the layer where languages align best.
+    layer (retrieval accuracy, margin retrieval, cosine alignment), every language against the pivot (MEXA,
+    linear CKA), optionally probe each layer for language identity, and pick the layer where languages align best.
     Layer 0 is the embedding output, layer i the residual stream after block i."""
 
     langs: list[str] = option(
@@ -275,9 +285,15 @@ class AnalyzeConfig(OutputOptions, ModelOptions):
     )
     center: bool = option("Subtract each language's mean vector before scoring.", False)
     margin_k: int = option("Neighbours k of the ratio-margin retrieval (LASER: 4).", 4)
-    select_metric: Literal["retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap"] = option(
-        "Metric whose mean over pairs picks the layer.", "retrieval_acc"
+    metrics: list[str] | None = option(
+        f"Metrics to compute, any of {', '.join(METRICS)}. Default: all of them, mexa and cka only when the pivot "
+        "(--english) is among the languages (naming them without it is an error).",
+        None,
     )
+    select_metric: Literal["retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap", "mexa"] = option(
+        "Metric whose mean over pairs (mexa: over languages against the pivot) picks the layer.", "retrieval_acc"
+    )
+    probe: bool = option(PROBE_HELP, False)
     cache_dir: str | None = option(CACHE_HELP, None)
     recompute: bool = option("Recompute cached states instead of reusing them.", False)
     figures: bool = option("Draw the PNG figures (--no-figures to skip).", True)
@@ -290,6 +306,15 @@ class AnalyzeConfig(OutputOptions, ModelOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.default_out("analyze")
+        self.default_english()
+        if self.metrics is not None:
+            unknown = [name for name in self.metrics if name not in METRICS]
+            if unknown or not self.metrics:
+                raise MidalignError(
+                    f"unknown --metrics {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}"
+                )
+            if self.select_metric not in self.metrics:
+                raise MidalignError(f"--select-metric {self.select_metric} is not among --metrics; add it there")
         from midalign.models.loading import DEVICE_MAPS
         from midalign.models.representations import POOLINGS
 

@@ -83,6 +83,8 @@ class AnalysisResolved:
     num_processes: int = 1
     cache_dir: str | None = None
     n_directed_pairs: int | None = None
+    metrics: list[str] = field(default_factory=list)  # computed (empty in runs before --metrics: the first four)
+    pivot: str | None = None  # the language mexa and cka compare with (None: not computed)
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,8 @@ def test_end_to_end_outputs_and_independent_check(tiny_model_dir: Path, flores_d
     assert config["resolved"]["languages"] == CODES and config["resolved"]["split"] == "devtest"
     pairs = pd.read_csv(out / "pairs.csv")
     assert list(pairs.columns) == ["layer", "src", "tgt", "metric", "value"]
-    assert len(pairs) == 5 * 12 * 4  # layers 0..4 x directed pairs x metrics
-    assert set(pairs.metric) == {"retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap"}
+    assert len(pairs) == 5 * 12 * 4 + 5 * 3 * 2  # layers 0..4 x (directed pairs x 4 metrics + X -> English x 2)
+    assert set(pairs.metric) == {"retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap", "mexa", "cka"}
     assert (pairs.src != pairs.tgt).all()
     selection = json.loads((out / "selection.json").read_text())
     assert 1 <= selection["layer"] <= 3 and len(selection["curve"]) == 5
@@ -210,3 +210,60 @@ def test_edited_tokenizer_of_a_local_model_changes_its_identity(tiny_model_dir: 
     config["model_max_length"] = 7
     (copy / "tokenizer_config.json").write_text(json.dumps(config))
     assert _local_identity(copy) != before
+
+
+def test_pivot_metrics_and_probe_end_to_end(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    assert analyze(tiny_model_dir, flores_dir, out, "--metrics", "retrieval_acc,mexa", "cka", "--probe") == 0
+    pairs = pd.read_parquet(out / "pairs.parquet")
+    assert set(pairs.metric) == {"retrieval_acc", "mexa", "cka"}
+    for metric in ("mexa", "cka"):
+        rows = pairs[pairs.metric == metric]
+        assert len(rows) == 5 * 3 and set(rows.tgt) == {"eng_Latn"} and "eng_Latn" not in set(rows.src), metric
+        assert rows.value.between(0, 1 + 1e-6).all(), metric
+    per_language = pd.read_csv(out / "per_language.csv")
+    assert "eng_Latn" not in set(per_language[per_language.metric == "mexa"].lang)
+    probe = pd.read_csv(out / "probe.csv")
+    assert list(probe.columns) == ["layer", "lang", "accuracy", "n", "chance"]
+    assert len(probe) == 5 * (4 + 1) and set(probe.lang) == {*CODES, "all"}
+    assert probe.accuracy.between(0, 1).all() and (probe.chance == 0.25).all()
+    overall = probe[probe.lang == "all"].set_index("layer")
+    assert (overall.n == 4 * 18).all()
+    per_lang = probe[probe.lang != "all"].groupby("layer").accuracy.mean()
+    np.testing.assert_allclose(overall.accuracy, per_lang)  # every language has the same sentences
+    config = json.loads((out / "config.json").read_text())
+    assert config["resolved"]["pivot"] == "eng_Latn" and config["resolved"]["metrics"] == [
+        "retrieval_acc",
+        "mexa",
+        "cka",
+    ]
+    assert config["english"] == "eng_Latn" and config["probe"] is True
+    for name in ("probe_retrieval.png", "pivot_curves.png", "mexa_layer_language_heatmap.png", "layer_curve.png"):
+        assert (out / "figures" / name).stat().st_size > 0, name
+
+    # --select-metric mexa picks the layer by the mean over languages against the pivot.
+    assert analyze(tiny_model_dir, flores_dir, out, "--no-figures", "--select-metric", "mexa", "--overwrite") == 0
+    selection = json.loads((out / "selection.json").read_text())
+    mexa = pd.read_parquet(out / "pairs.parquet").query("metric == 'mexa'").groupby("layer").value.mean()
+    assert selection["metric"] == "mexa" and selection["score"] == pytest.approx(mexa.loc[1:3].max())
+
+
+def test_pivot_outside_the_languages(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "de", "fr", "--no-figures"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0  # by default: skipped with a warning
+    assert "not among the analysed languages: mexa and cka not computed" in caplog.text
+    assert set(pd.read_parquet(tmp_path / "a" / "pairs.parquet").metric) == {
+        "retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap"
+    }  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "b"), "--metrics", "mexa", "cosine", "--select-metric", "cosine"]) == 2
+    assert "mexa compare every language with the pivot --english eng_Latn, which is not among" in caplog.text
+    assert main([*base, "--out", str(tmp_path / "c"), "--english", "fr", "--metrics", "cka,cosine", "--select-metric",
+                 "cosine"]) == 0  # fmt: skip
+    cka = pd.read_parquet(tmp_path / "c" / "pairs.parquet").query("metric == 'cka'")
+    assert set(cka.tgt) == {"fra_Latn"} and set(cka.src) == {"deu_Latn"}
+    assert main([*base, "--out", str(tmp_path / "d"), "--metrics", "mexa", "bleu"]) == 2
+    assert "unknown --metrics bleu; choose from retrieval_acc" in caplog.text

@@ -4,7 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from midalign.analysis.metrics import METRICS, Workspace, all_layer_metrics, pair_metrics, top_k_mean
+from midalign.analysis.metrics import (
+    ALL_METRICS,
+    METRICS,
+    Workspace,
+    all_layer_metrics,
+    check_metrics,
+    pair_metrics,
+    pivot_metrics,
+    top_k_mean,
+)
+from midalign.errors import MidalignError
+from midalign.options import METRICS as OPTION_METRICS
 
 
 def naive_pair(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> dict[str, float]:
@@ -97,3 +108,94 @@ def test_workspace_reused_across_sizes_gives_fresh_results() -> None:
         shared = pair_metrics(states, workspace=workspace, memory_bytes=4 * n_sentences**2 * n_langs * 4 * 3)
         for name in METRICS:
             torch.testing.assert_close(shared[name], alone[name])
+
+
+def naive_mexa(pivot: np.ndarray, other: np.ndarray) -> float:
+    """MEXA from its definition, one sentence at a time: a hit needs a strict maximum in its row and its column."""
+    unit_p = [row / np.linalg.norm(row) for row in pivot]
+    unit_x = [row / np.linalg.norm(row) for row in other]
+    n = len(unit_p)
+    sim = [[float(unit_p[i] @ unit_x[j]) for j in range(n)] for i in range(n)]
+    hits = 0
+    for i in range(n):
+        row_ok = all(sim[i][i] > sim[i][j] for j in range(n) if j != i)
+        column_ok = all(sim[i][i] > sim[j][i] for j in range(n) if j != i)
+        hits += row_ok and column_ok
+    return hits / n
+
+
+def naive_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA as HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with the explicit centering matrix H."""
+    n = len(x)
+    h = np.eye(n) - np.ones((n, n)) / n
+    k, l_ = x @ x.T, y @ y.T
+
+    def hsic(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.trace(a @ h @ b @ h)) / (n - 1) ** 2
+
+    return hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_pivot_metrics_match_naive_definitions(center: bool) -> None:
+    rng = np.random.default_rng(5)
+    shared = rng.normal(size=(15, 12))
+    states = np.stack([shared + rng.normal(scale=s, size=shared.shape) + 3.0 for s in (0.2, 0.6, 1.0, 1.5, 3.0)])
+    for pivot in (0, 3):
+        got = pivot_metrics(torch.from_numpy(states), pivot, center=center)
+        for x in range(len(states)):
+            src = states[x] - states[x].mean(axis=0) if center else states[x]
+            ref = states[pivot] - states[pivot].mean(axis=0) if center else states[pivot]
+            assert got["mexa"][x].item() == pytest.approx(naive_mexa(ref, src), abs=1e-6), (pivot, x)
+            assert got["cka"][x].item() == pytest.approx(naive_cka(states[x], states[pivot]), abs=1e-6), (pivot, x)
+
+
+def test_mexa_counts_ties_as_misses_and_is_symmetric() -> None:
+    # Sentences 0 and 1 of X are the same vector: each has a tie with the other in the pivot's row, so neither is a
+    # hit (retrieval_acc, which counts ties as hits, gets both).
+    pivot = torch.eye(4, dtype=torch.float64)
+    x = pivot.clone()
+    x[1] = x[0]
+    states = torch.stack([pivot, x])
+    assert naive_mexa(pivot.numpy(), x.numpy()) == 0.5
+    assert pivot_metrics(states, 0)["mexa"][1].item() == 0.5
+    assert pair_metrics(states)["retrieval_acc"][0, 1].item() == 1.0
+    # Transposing the pivot x X matrix swaps rows and columns: the score is the same with either side as pivot.
+    rng = np.random.default_rng(6)
+    random = torch.from_numpy(rng.normal(size=(3, 9, 5)))
+    np.testing.assert_allclose(
+        pivot_metrics(random, 0)["mexa"][2].item(), pivot_metrics(random, 2)["mexa"][0].item(), atol=0
+    )
+
+
+def test_cka_known_answers() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(20, 6))
+    rotation, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    transformed = 3.0 * x @ rotation + 5.0  # rotated, scaled and shifted: the same geometry
+    unrelated = rng.normal(size=(20, 6))
+    got = pivot_metrics(torch.from_numpy(np.stack([x, transformed, unrelated])), 0)["cka"]
+    assert got[0].item() == pytest.approx(1.0) and got[1].item() == pytest.approx(1.0)
+    assert got[2].item() < 0.6
+
+
+def test_all_layer_metrics_pivot_metrics_fill_only_the_pivot_column() -> None:
+    rng = np.random.default_rng(8)
+    langs = ["a", "b", "c", "d"]
+    states = {lang: rng.normal(size=(7, 3, 6)).astype(np.float32) for lang in langs}
+    out = all_layer_metrics(states, langs, layers=[0, 2], metrics=["cka", "mexa", "cosine"], pivot="c")
+    assert list(out) == ["cosine", "mexa", "cka"]  # canonical order
+    for name in ("mexa", "cka"):
+        defined = ~np.isnan(out[name])
+        assert defined[:, [0, 1, 3], 2].all() and defined.sum() == 2 * 3, name
+    direct = pivot_metrics(torch.from_numpy(np.stack([states[x][:, 2] for x in langs])), 2)
+    np.testing.assert_allclose(out["cka"][1, [0, 1, 3], 2], direct["cka"].numpy()[[0, 1, 3]], rtol=1e-6)
+    with pytest.raises(MidalignError, match="need the pivot e"):
+        all_layer_metrics(states, langs, layers=[0], metrics=["mexa"], pivot="e")
+
+
+def test_metric_names_checked_and_shared_with_options() -> None:
+    assert tuple(OPTION_METRICS) == ALL_METRICS
+    assert check_metrics(["cka", "retrieval_acc"]) == ["retrieval_acc", "cka"]
+    with pytest.raises(MidalignError, match=r"unknown metric.*mexaa.*choose from retrieval_acc"):
+        check_metrics(["mexaa"])

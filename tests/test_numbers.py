@@ -44,6 +44,17 @@ def test_select_layer_excludes_the_ends_and_breaks_ties_to_the_lower_layer() -> 
     assert only_ends["layer"] == 4 and only_ends["runner_up"]["layer"] == 0, "with no hidden block, ends compete"
 
 
+def test_select_layer_on_a_pivot_metric_averages_the_defined_pairs_only() -> None:
+    mexa = np.full((3, 3, 3), np.nan)
+    mexa[:, [0, 2], 1] = [[0.2, 0.4], [0.6, 0.8], [0.1, 0.1]]  # X -> pivot (index 1) only
+    cka = np.full((3, 3, 3), np.nan)
+    cka[1:, [0, 2], 1] = 0.5  # undefined at layer 0 (constant pivot states)
+    chosen = select_layer({"mexa": mexa, "cka": cka}, [0, 1, 2], n_blocks=2, metric="mexa")
+    assert chosen["layer"] == 1 and chosen["score"] == pytest.approx(0.7)
+    assert chosen["curve"] == {"0": pytest.approx(0.3), "1": pytest.approx(0.7), "2": pytest.approx(0.1)}
+    assert chosen["best_by_metric"] == {"mexa": 1, "cka": 1}, "a NaN layer is never the best"
+
+
 @pytest.fixture(scope="module")
 def committed() -> dict[str, pd.DataFrame]:
     pairs = pd.read_parquet(RUN / "pairs.parquet").astype({"src": str, "tgt": str, "metric": str})
@@ -58,12 +69,15 @@ def committed() -> dict[str, pd.DataFrame]:
 def test_per_language_table_is_the_mean_over_every_pair_a_language_is_in(committed) -> None:
     pairs, table = committed["pairs"], committed["per_language"]
     pairs = pairs[pairs.layer.isin([0, 11, 18])]
+    pivot_only = pairs.metric.isin(["mexa", "cka"])  # defined for X -> pivot only: a language's value is its own
     for lang in ["eng_Latn", "kat_Geor", "amh_Ethi"]:
-        involved = pairs[(pairs.src == lang) | (pairs.tgt == lang)]
-        naive = involved.groupby(["layer", "metric"]).value.mean()
+        involved = pairs[~pivot_only & ((pairs.src == lang) | (pairs.tgt == lang))]
+        naive = pd.concat([involved, pairs[pivot_only & (pairs.src == lang)]]).groupby(["layer", "metric"]).value.mean()
         for (layer, metric), value in naive.items():
             row = table[(table.layer == layer) & (table.lang == lang) & (table.metric == metric)]
             assert row.value.item() == pytest.approx(value, abs=1e-6), (lang, layer, metric)
+        if lang == "eng_Latn":  # the pivot has no row of its own
+            assert table[(table.lang == lang) & table.metric.isin(["mexa", "cka"])].empty
 
 
 def test_layer_table_overall_and_by_resource_level(committed) -> None:

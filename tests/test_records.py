@@ -163,3 +163,21 @@ def test_usage_reads_well(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         parse_config(MergeConfig, [], "midalign-merge")
     assert "the following arguments are required: --task-adapter, --align-adapter" in capsys.readouterr().err
+
+
+def test_analysis_records_from_before_the_pivot_metrics_load(tmp_path: Path) -> None:
+    from midalign.analysis.pipeline import changed_options
+
+    payload = json.loads((REPO / "analysis" / "gemma-3-270m_udhr_all" / "config.json").read_text())
+    for key in ("english", "metrics", "probe"):  # what a record written before these options lacks
+        payload.pop(key, None)
+    for key in ("metrics", "pivot"):
+        payload["resolved"].pop(key, None)
+    (tmp_path / "config.json").write_text(json.dumps(payload))
+    record = AnalysisRecord.load(tmp_path)
+    assert (record.config.english, record.config.metrics, record.config.probe) == ("eng_Latn", None, False)
+    assert record.resolved.metrics == [] and record.resolved.pivot is None
+    (tmp_path / "selection.json").write_text("{}")  # a finished analysis: the same command reruns in place
+    assert changed_options(tmp_path, dataclasses.replace(record.config, probe=True)) == []
+    assert changed_options(tmp_path, dataclasses.replace(record.config, english="deu_Latn")) == ["english"]
+    assert changed_options(tmp_path, dataclasses.replace(record.config, metrics=["retrieval_acc"])) == ["metrics"]

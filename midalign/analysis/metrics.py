@@ -8,6 +8,14 @@ target t, every source sentence queries all N target sentences by cosine:
 - cosine: mean cosine of the N parallel pairs;
 - cosine_gap: that mean minus the mean cosine of the N (N - 1) non-parallel pairs.
 Each unordered pair's similarities come from one matrix product that serves both directions.
+
+Two more metrics compare every language X with one pivot language only (`pivot_metrics`; in the tables src = X,
+tgt = the pivot, every other pair undefined):
+- mexa: MEXA's alignment score (Kargaran et al. 2024): in the pivot x X cosine matrix, the share of sentences i
+  whose similarity to their translation is strictly greater than every other entry of row i and of column i (a tie
+  is no hit, unlike retrieval_acc);
+- cka: linear CKA (Kornblith et al. 2019) of the [N, H] states of X and of the pivot: a similarity of the two
+  representational geometries, invariant to rotations and isotropic scaling, and to per-language mean removal.
 """
 
 from __future__ import annotations
@@ -19,7 +27,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap")
+from midalign.errors import MidalignError
+from midalign.options import PAIR_METRICS, PIVOT_METRICS
+
+METRICS = PAIR_METRICS  # every directed pair
+ALL_METRICS = METRICS + PIVOT_METRICS  # PIVOT_METRICS: every language against the pivot only
 
 
 def prepare(states: torch.Tensor, center: bool = False) -> torch.Tensor:
@@ -136,6 +148,42 @@ def pair_metrics(
     return out
 
 
+@torch.no_grad()
+def pivot_metrics(states: torch.Tensor, pivot: int, center: bool = False) -> dict[str, torch.Tensor]:
+    """mexa and cka of every language against language index `pivot`, each as an [n_langs] vector.
+
+    mexa reads the same (optionally centred) cosines as retrieval_acc; cka centres each language's features
+    itself, so `center` does not change it.
+    """
+    unit = prepare(states, center)  # [n, N, H]
+    sim = torch.matmul(unit[pivot], unit.transpose(1, 2))  # [n, N(pivot), N(X)]: one pivot x X matrix per language
+    parallel = torch.diagonal(sim, dim1=1, dim2=2)  # [n, N]: cos(pivot_i, X_i)
+    others = sim.clone()
+    torch.diagonal(others, dim1=1, dim2=2).fill_(-torch.inf)
+    # Strictly greater than every other entry of row i (pivot sentence i against X's others) and of column i
+    # (X sentence i against the pivot's others): MEXA counts a tie as a miss.
+    hits = (parallel > others.amax(dim=2)) & (parallel > others.amax(dim=1))
+    # Linear CKA in its Gram form: with column-centred features X_c, K = X_c X_c^T is the doubly centred Gram
+    # matrix HKH, and <K_x, K_p>_F = ||X_c^T P_c||_F^2. N << H here (50 vs 640), so [n, N, N] Grams are far
+    # cheaper than [H, H] cross-covariances. float64: the sums of squares of raw LLM states (a few dimensions in
+    # the hundreds) lose digits in fp32.
+    features = states.double()
+    features = features - features.mean(dim=1, keepdim=True)
+    gram = torch.matmul(features, features.transpose(1, 2))  # [n, N, N]
+    cross = (gram * gram[pivot]).sum(dim=(1, 2))
+    norms = torch.linalg.vector_norm(gram.flatten(1), dim=1)
+    cka = cross / (norms * norms[pivot])  # NaN where a language's states are all equal (CKA is undefined)
+    return {"mexa": hits.float().mean(dim=1), "cka": cka.float()}
+
+
+def check_metrics(metrics: Sequence[str]) -> list[str]:
+    """The metric names in canonical order; an unknown name is an error naming the known ones."""
+    unknown = [name for name in metrics if name not in ALL_METRICS]
+    if unknown:
+        raise MidalignError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(ALL_METRICS)}")
+    return [name for name in ALL_METRICS if name in metrics]
+
+
 def all_layer_metrics(
     states: Mapping[str, np.ndarray],
     languages: Sequence[str],
@@ -143,14 +191,34 @@ def all_layer_metrics(
     margin_k: int = 4,
     center: bool = False,
     device: str | torch.device = "cpu",
+    metrics: Sequence[str] = METRICS,
+    pivot: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every metric as [len(layers), n_langs, n_langs] from per-language arrays [N, L + 1, H]."""
-    results = {name: np.empty((len(layers), len(languages), len(languages)), dtype=np.float32) for name in METRICS}
+    """Each of `metrics` as [len(layers), n_langs, n_langs] from per-language arrays [N, L + 1, H].
+
+    A pivot metric (mexa, cka) fills only the column of `pivot` (rows: every other language as source) and is NaN
+    everywhere else: only those pairs are defined.
+    """
+    metrics = check_metrics(metrics)
+    wanted_pairs = [name for name in metrics if name in METRICS]
+    wanted_pivot = [name for name in metrics if name in PIVOT_METRICS]
+    if wanted_pivot and pivot not in languages:
+        raise MidalignError(f"{', '.join(wanted_pivot)} need the pivot {pivot} among the languages")
+    n = len(languages)
+    results = {name: np.full((len(layers), n, n), np.nan, dtype=np.float32) for name in metrics}
+    index = list(languages).index(pivot) if wanted_pivot else -1
+    others = np.arange(n) != index
     workspace = Workspace()
     for position, layer in enumerate(tqdm(layers, desc="metrics", unit="layer", leave=False)):
         # Gathered one layer at a time so memory holds [n_langs, N, H], not every layer of every language.
         layer_states = torch.from_numpy(np.stack([np.asarray(states[lang][:, layer, :]) for lang in languages]))
-        matrices = pair_metrics(layer_states.to(device), margin_k=margin_k, center=center, workspace=workspace)
-        for name, matrix in matrices.items():
-            results[name][position] = matrix.cpu().numpy()
+        layer_states = layer_states.to(device)
+        if wanted_pairs:
+            matrices = pair_metrics(layer_states, margin_k=margin_k, center=center, workspace=workspace)
+            for name in wanted_pairs:
+                results[name][position] = matrices[name].cpu().numpy()
+        if wanted_pivot:
+            vectors = pivot_metrics(layer_states, index, center=center)
+            for name in wanted_pivot:
+                results[name][position, others, index] = vectors[name].cpu().numpy()[others]
     return results

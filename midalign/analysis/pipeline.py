@@ -14,11 +14,11 @@ import pandas as pd
 import torch
 
 from midalign import distributed
-from midalign.analysis.metrics import all_layer_metrics
+from midalign.analysis.metrics import ALL_METRICS, PIVOT_METRICS, all_layer_metrics
 from midalign.analysis.select import select_layer
 from midalign.analysis.tables import layer_summary, pairs_frame, per_language_frame
 from midalign.cli import prepare_output_dir
-from midalign.corpora.languages import PRESETS, language_info
+from midalign.corpora.languages import PRESETS, UnknownLanguageError, language_info, resolve_language
 from midalign.corpora.parallel import load_parallel
 from midalign.errors import MidalignError
 from midalign.models.cache import StateCache
@@ -34,8 +34,10 @@ CSV_ROW_LIMIT = 3_000_000
 # A finished run's results. A new run into the same folder removes them before writing its config.json, so that an
 # interrupted run never leaves its config beside another run's results (load_run and midalign-train's reuse of a
 # finished analysis trust config.json and selection.json to describe one run).
-RESULT_FILES = ("selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv",
-                "report.html")  # fmt: skip
+RESULT_FILES = (
+    "selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv", "probe.csv",
+    "report.html",
+)  # fmt: skip
 
 
 def list_languages(config: AnalyzeConfig) -> pd.DataFrame:
@@ -61,6 +63,32 @@ def _resolve_device(device: str) -> torch.device:
     from midalign.models.loading import resolve_device  # models imports transformers: only once work starts
 
     return resolve_device(device)
+
+
+def resolve_metrics(config: AnalyzeConfig, languages: Sequence[str]) -> tuple[list[str], str | None]:
+    """The metrics to compute and the pivot's code among `languages` (None when no pivot metric is computed).
+
+    By default the pivot metrics are skipped, with a warning, when the pivot is not analysed; named in --metrics,
+    or picking the layer, they make it an error before any long work."""
+    explicit = config.metrics is not None
+    metrics = [name for name in ALL_METRICS if name in (config.metrics if explicit else ALL_METRICS)]
+    pivot_metrics = [name for name in metrics if name in PIVOT_METRICS]
+    if not pivot_metrics:
+        return metrics, None
+    try:
+        return metrics, resolve_language(config.english, languages)
+    except UnknownLanguageError as error:
+        if explicit or config.select_metric in PIVOT_METRICS:
+            raise MidalignError(
+                f"{', '.join(pivot_metrics)} compare every language with the pivot --english {config.english}, "
+                f"which is not among the analysed languages ({error}); add it to --langs or choose other --metrics"
+            ) from error
+        logger.warning(
+            "the pivot --english %s is not among the analysed languages: %s not computed",
+            config.english,
+            " and ".join(pivot_metrics),
+        )
+        return [name for name in metrics if name not in PIVOT_METRICS], None
 
 
 def write_tables(out: Path, matrices: dict, languages: list[str], layers: list[int], n_sentences: int) -> pd.DataFrame:
@@ -116,6 +144,7 @@ def run(config: AnalyzeConfig) -> dict:
     languages = corpus.languages
     if len(languages) < 2:
         raise MidalignError("at least two languages are needed to compare")
+    metrics, pivot = resolve_metrics(config, languages)
     model, tokenizer = load_model(
         config.model, dtype=config.dtype, device=device, revision=config.revision, device_map=config.device_map
     )
@@ -142,6 +171,8 @@ def run(config: AnalyzeConfig) -> dict:
             num_processes=state.num_processes,
             cache_dir=str(cache.root),
             n_directed_pairs=len(languages) * (len(languages) - 1),
+            metrics=metrics,
+            pivot=pivot,
         )
         record.save(out)
     recompute = config.recompute
@@ -173,7 +204,7 @@ def run(config: AnalyzeConfig) -> dict:
             recompute,
         )
         del model  # the metrics need the memory more than the model now
-        return _score_and_write(config, out, states, corpus, identity, n_blocks, started)
+        return _score_and_write(config, out, states, corpus, identity, n_blocks, started, metrics, pivot)
     finally:
         # Reached also when the main process fails, so that the others stop now rather than at the timeout (they
         # then find no selection.json and say so).
@@ -182,8 +213,9 @@ def run(config: AnalyzeConfig) -> dict:
 
 # Options that change an analysis's numbers: a finished analysis in OUT made with others is only replaced with
 # --overwrite (the same settings rerun in place, reusing the cache).
+# --probe is not one: it adds probe.csv without changing any other number, so a rerun in place may add it.
 NUMBER_OPTIONS = ("model", "revision", "langs", "dataset", "split", "max_sentences", "max_length", "dtype", "pooling",
-                  "center", "margin_k", "select_metric")  # fmt: skip
+                  "center", "margin_k", "select_metric", "english", "metrics")  # fmt: skip
 
 
 def changed_options(out: Path, config: AnalyzeConfig) -> list[str] | None:
@@ -216,24 +248,37 @@ def _device_map_summary(model) -> dict[str, int] | None:
 
 
 def _score_and_write(
-    config: AnalyzeConfig, out: Path, states: dict, corpus, identity: str, n_blocks: int, started: float
+    config: AnalyzeConfig,
+    out: Path,
+    states: dict,
+    corpus,
+    identity: str,
+    n_blocks: int,
+    started: float,
+    metrics: list[str],
+    pivot: str | None,
 ) -> dict:
     """Score every directed pair at every layer, pick the layer, write tables, selection, figures and report."""
     languages = corpus.languages
     layers = list(range(n_blocks + 1))
     metric_start = time.perf_counter()
     matrices = all_layer_metrics(
-        states, languages, layers, config.margin_k, config.center, _resolve_device(config.device)
+        states, languages, layers, config.margin_k, config.center, _resolve_device(config.device), metrics, pivot
     )
     logger.info(
-        "metrics for %d directed pairs x %d layers in %.1f s",
+        "%s for %d directed pairs x %d layers in %.1f s",
+        ", ".join(metrics),
         len(languages) * (len(languages) - 1),
         len(layers),
         time.perf_counter() - metric_start,
     )
     write_tables(out, matrices, languages, layers, len(corpus.ids))
+    if config.probe:
+        from midalign.analysis.probe import language_probe  # scikit-learn: only when asked for
+
+        language_probe(states, languages, layers).to_csv(out / "probe.csv", index=False, float_format="%.6g")
     selection = select_layer(matrices, layers, n_blocks, config.select_metric)
-    selection.update(model=identity, dataset=config.dataset, split=corpus.split, pooling=config.pooling)
+    selection.update(model=identity, dataset=config.dataset, split=corpus.split, pooling=config.pooling, pivot=pivot)
     selection["languages"] = languages
     (out / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
     runner = selection["runner_up"]

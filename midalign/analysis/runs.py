@@ -6,7 +6,9 @@ decoder block i, so a model with L blocks has layers 0..L.
 Files of a run directory (the contract `midalign-analyze --out DIR` writes):
 `config.json`, `selection.json`, `languages.csv`, `per_language.csv`, `layers.csv` and the long pair
 table `pairs.parquet` or `pairs.csv` (columns `layer,src,tgt,metric,value`; parquet is preferred and read
-with filters, because a 442-language run holds ~7.4 M rows).
+with filters, because a 442-language run holds ~15 M rows); `probe.csv` when the run had `--probe`. The pivot
+metrics (mexa, cka) have pair rows only for X -> pivot and per-language rows for every language but the pivot;
+runs made before them simply lack those rows.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
 
 from midalign.errors import MidalignError
+from midalign.options import METRICS, PIVOT_METRICS
 
 logger = logging.getLogger(__name__)
 
 PAIR_COLUMNS = ("layer", "src", "tgt", "metric", "value")
-METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap")
 GROUP_KEYS = ("script", "family", "resource_level")
 REQUIRED_FILES = ("config.json", "selection.json", "languages.csv", "per_language.csv", "layers.csv")
 UNKNOWN_GROUP = "unknown"
@@ -67,6 +69,7 @@ class AnalysisRun:
     per_language: pd.DataFrame  # layer, lang, metric, value
     layers: pd.DataFrame  # layer, metric, group_by, group, mean, std, min, max, n
     pairs_path: Path | None  # None: a run read with `require_pairs=False` whose pair table is not there
+    probe: pd.DataFrame | None = None  # layer, lang, accuracy, n, chance (lang "all": every language); --probe only
     _pairs: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -88,6 +91,18 @@ class AnalysisRun:
     def layer_ids(self) -> list[int]:
         """Layers present in the run (0 = embeddings)."""
         return sorted(int(layer) for layer in self.per_language["layer"].unique())
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics this run holds (runs before mexa and cka hold the first four)."""
+        present = set(self.per_language["metric"])
+        return [name for name in METRICS if name in present] + sorted(present - set(METRICS))
+
+    @property
+    def pivot(self) -> str | None:
+        """The language the pivot metrics compare with (None when the run has none)."""
+        resolved = self.config.get("resolved") or {}
+        return resolved.get("pivot") or (self.config.get("english") if set(PIVOT_METRICS) & set(self.metrics) else None)
 
     @property
     def selected_layer(self) -> int:
@@ -310,6 +325,10 @@ def load_run(path: str | Path, require_pairs: bool = True) -> AnalysisRun:
     for key in ("layer", "metric"):
         if key not in selection:
             raise MidalignError(f"{path / 'selection.json'} lacks the key {key!r}")
+    probe = None
+    if (path / "probe.csv").is_file():
+        probe = _read_csv(path / "probe.csv", numeric=("layer", "accuracy", "n", "chance"))
+        _check_columns(probe, ("layer", "lang", "accuracy", "n", "chance"), path / "probe.csv")
     logger.debug("loaded run %s (%d languages, pairs from %s)", path, len(languages), pairs_path)
     return AnalysisRun(
         path=path,
@@ -319,4 +338,5 @@ def load_run(path: str | Path, require_pairs: bool = True) -> AnalysisRun:
         per_language=per_language,
         layers=layers,
         pairs_path=pairs_path,
+        probe=probe,
     )

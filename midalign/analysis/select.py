@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 RULE = (
-    "argmax over blocks 1..L-1 of the mean {metric} over all directed language pairs; "
+    "argmax over blocks 1..L-1 of the mean {metric} over all directed language pairs (mexa: over every language "
+    "against the pivot); "
     "the embeddings (0) and the last block (L) are excluded because the alignment loss needs a hidden layer "
     "below the output; ties go to the lower (cheaper) layer"
 )
@@ -19,7 +20,18 @@ def select_layer(
     """Pick the layer with the best mean `metric` (matrices are [len(layers), n_langs, n_langs]) and explain it."""
     values = matrices[metric]
     off_diagonal = ~np.eye(values.shape[1], dtype=bool)
-    curve = {int(layer): float(values[i][off_diagonal].mean()) for i, layer in enumerate(layers)}
+
+    def mean(matrix: np.ndarray) -> float:
+        # Over the defined pairs: a pivot metric is NaN outside the pivot column, and cka is NaN at a layer where
+        # the pivot's states are all equal (last-token pooling at the embeddings: every sentence ends in ".").
+        defined = matrix[off_diagonal][~np.isnan(matrix[off_diagonal])]
+        return float(defined.mean()) if defined.size else float("nan")
+
+    def best_layer(matrix: np.ndarray) -> int | None:
+        means = np.array([mean(m) for m in matrix])
+        return None if np.isnan(means).all() else int(layers[int(np.nanargmax(means))])
+
+    curve = {int(layer): mean(values[i]) for i, layer in enumerate(layers)}
     candidates = [layer for layer in curve if 1 <= layer <= n_blocks - 1] or list(curve)
     # Stable sort on -score keeps the lower layer first among ties.
     ranked = sorted(sorted(candidates), key=lambda layer: -curve[layer])
@@ -33,8 +45,5 @@ def select_layer(
         "rule": RULE.format(metric=metric),
         "n_blocks": n_blocks,
         "curve": {str(layer): score for layer, score in curve.items()},
-        "best_by_metric": {
-            name: int(layers[int(np.argmax([m[off_diagonal].mean() for m in matrix]))])
-            for name, matrix in matrices.items()
-        },
+        "best_by_metric": {name: best_layer(matrix) for name, matrix in matrices.items()},
     }

@@ -1,4 +1,8 @@
-"""Tidy result tables from metric matrices: per pair, per language, per layer (overall and by language group)."""
+"""Tidy result tables from metric matrices: per pair, per language, per layer (overall and by language group).
+
+A matrix entry that is NaN at every layer is an undefined pair (a pivot metric is defined only for X -> pivot) and
+gets no row; NaN never counts as 0 in a mean.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,19 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from midalign.options import PIVOT_METRICS
+
 GROUPINGS = ("script", "family", "resource_level")
 
 
 def pairs_frame(matrices: Mapping[str, np.ndarray], languages: Sequence[str], layers: Sequence[int]) -> pd.DataFrame:
-    """Long table `layer, src, tgt, metric, value` over directed pairs src != tgt."""
+    """Long table `layer, src, tgt, metric, value` over the defined directed pairs src != tgt."""
     n = len(languages)
-    src_index, tgt_index = np.nonzero(~np.eye(n, dtype=bool))  # row-major: src-major order
     codes = pd.Categorical(languages, categories=list(languages))
     frames = []
     for metric, values in matrices.items():
+        defined = ~np.eye(n, dtype=bool) & ~np.isnan(values).all(axis=0)
+        src_index, tgt_index = np.nonzero(defined)  # row-major: src-major order
         for position, layer in enumerate(layers):
             frames.append(
                 pd.DataFrame(
@@ -37,18 +44,29 @@ def pairs_frame(matrices: Mapping[str, np.ndarray], languages: Sequence[str], la
 def per_language_frame(
     matrices: Mapping[str, np.ndarray], languages: Sequence[str], layers: Sequence[int]
 ) -> pd.DataFrame:
-    """Per layer and language: mean over every directed pair in which the language is source or target."""
+    """Per layer and language: mean over every directed pair in which the language is source or target.
+
+    A pivot metric's value for language X is its X -> pivot value; the pivot has no row (its mean over every
+    language would describe the others, not the pivot).
+    """
     n = len(languages)
     rows = []
     for metric, values in matrices.items():
         masked = values.astype(np.float64).copy()
-        masked[:, np.arange(n), np.arange(n)] = 0.0  # drop self pairs
-        means = (masked.sum(axis=2) + masked.sum(axis=1)) / (2 * max(n - 1, 1))  # [len(layers), n]
+        masked[:, np.arange(n), np.arange(n)] = np.nan  # drop self pairs
+        # [len(layers), n]: as source only (pivot metrics), else as source and as target
+        means = _nanmean(masked, axes=(2,) if metric in PIVOT_METRICS else (2, 1))
         for position, layer in enumerate(layers):
-            rows.append(
-                pd.DataFrame({"layer": layer, "lang": list(languages), "metric": metric, "value": means[position]})
-            )
+            frame = pd.DataFrame({"layer": layer, "lang": list(languages), "metric": metric, "value": means[position]})
+            rows.append(frame[frame["value"].notna()])
     return pd.concat(rows, ignore_index=True)
+
+
+def _nanmean(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Mean over the defined entries along each of `axes` together (NaN where none is defined), without warnings."""
+    total = sum(np.nansum(values, axis=axis) for axis in axes)
+    count = sum((~np.isnan(values)).sum(axis=axis) for axis in axes)
+    return np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0)
 
 
 def _stats(values: pd.core.groupby.SeriesGroupBy) -> pd.DataFrame:

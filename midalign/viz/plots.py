@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 
 from midalign.analysis.runs import AnalysisRun, cluster_order, group_matrix, group_means, group_rank, order_languages
 from midalign.errors import MidalignError
+from midalign.options import PIVOT_METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ METRIC_LABELS = {
     "margin_retrieval_acc": "margin retrieval accuracy",
     "cosine": "cosine similarity",
     "cosine_gap": "cosine gap (parallel − other)",
+    "mexa": "MEXA alignment with the pivot",
+    "cka": "linear CKA with the pivot",
 }
 AGGREGATE_ABOVE = 150
 DIVERGING_CMAP = "RdBu"  # differences B − A: blue = B higher, red = B lower
@@ -233,10 +236,13 @@ def plot_layer_curve(
     ax.set_ylabel(_metric_label(metrics[0]) if len(metrics) == 1 else "value")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(run.layer_ids), 20)))
     ax.grid(alpha=0.3)
-    ax.set_title(
-        f"{run.label}: {_metric_label(metrics[0])} by layer\nspread across {n_pairs} directed language pairs{note}",
-        fontsize=11,
+    spread_over = (
+        f"{n_pairs} languages against {run.pivot}"
+        if metrics[0] in PIVOT_METRICS
+        else f"{n_pairs} directed language pairs"
     )
+    named = " and ".join(_metric_label(metric) for metric in metrics)
+    ax.set_title(f"{run.label}: {named} by layer\nspread across {spread_over}{note}", fontsize=11)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     return fig
 
@@ -502,6 +508,52 @@ def plot_transfer_predictors(
     return fig
 
 
+def plot_probe_retrieval(run: AnalysisRun, metric: str = "retrieval_acc") -> Figure:
+    """Where language identity fades and where languages align, side by side: the held-out accuracy of the
+    language-identity probe per layer (left) and the mean `metric` (and MEXA, if computed) per layer (right), each
+    with its chance line, and both panels marking the probe's lowest block and the metric's best block."""
+    if run.probe is None:
+        raise MidalignError(f"{run.path} has no probe.csv (run midalign-analyze with --probe)")
+    probe = run.probe
+    overall = probe[probe["lang"] == "all"].set_index("layer")["accuracy"].sort_index()
+    per_language = probe[probe["lang"] != "all"].groupby("layer")["accuracy"]
+    curve = run.curve(metric)["mean"]
+    blocks = [layer for layer in overall.index if 1 <= layer < max(overall.index)] or list(overall.index)
+    fades = int(overall.loc[blocks].idxmin())
+    inner = [layer for layer in curve.index if 1 <= layer < max(curve.index)] or list(curve.index)
+    peak = int(curve.loc[inner].idxmax())
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    left, right = fig.subplots(1, 2, sharex=True)
+    left.fill_between(
+        overall.index, per_language.quantile(0.25), per_language.quantile(0.75), color="C3", alpha=0.2, lw=0,
+        label="interquartile range over languages",
+    )  # fmt: skip
+    left.plot(overall.index, overall, color="C3", lw=2, marker="o", ms=3.5, label="probe accuracy (all languages)")
+    left.axhline(probe["chance"].iloc[0], color="0.4", ls="--", lw=1, label=f"chance 1/{probe['lang'].nunique() - 1}")
+    left.set_ylabel("held-out language-identity accuracy")
+    left.set_title("language identity (probe, 5 folds split by sentence)", fontsize=10)
+    right.plot(curve.index, curve, color="C0", lw=2, marker="o", ms=3.5, label=f"mean {_metric_label(metric)}")
+    if "mexa" in run.metrics:
+        mexa = run.curve("mexa")["mean"]
+        right.plot(mexa.index, mexa, color="C2", lw=1.5, marker="s", ms=3, label=f"mean MEXA vs {run.pivot}")
+    n_sentences = run.languages["n_sentences"].iloc[0] if "n_sentences" in run.languages else None
+    if n_sentences:
+        right.axhline(1 / n_sentences, color="0.4", ls="--", lw=1, label=f"retrieval chance 1/{n_sentences}")
+    right.set_ylabel("value")
+    right.set_title("alignment between languages", fontsize=10)
+    for ax in (left, right):
+        ax.axvline(fades, color="C3", ls=":", lw=1.3, label=f"probe lowest: layer {fades} ({overall[fades]:.3f})")
+        ax.axvline(peak, color="C0", ls=":", lw=1.3, label=f"{metric} best: layer {peak} ({curve[peak]:.2f})")
+        ax.set_xlabel(LAYER_LABEL)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(overall), 20)))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(
+        f"{run.label}: {len(run.codes)} languages — where identity fades vs where languages align", fontsize=11
+    )
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     """Write a figure (creating parent folders) and return its path."""
     path = Path(path)
@@ -512,10 +564,31 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
 
 
 def save_run_figures(run: AnalysisRun, out_dir: str | Path, dpi: int = 150) -> list[Path]:
-    """Write layer_curve.png, layer_language_heatmap.png and language_heatmap_layer{k}.png; return paths."""
+    """Write layer_curve.png, layer_language_heatmap.png and language_heatmap_layer{k}.png, with the pivot metrics
+    pivot_curves.png and mexa_layer_language_heatmap.png, with a probe probe_retrieval.png; return paths."""
     out_dir = Path(out_dir)
-    return [
-        save_figure(plot_layer_curve(run), out_dir / "layer_curve.png", dpi),
-        save_figure(plot_layer_language_heatmap(run), out_dir / "layer_language_heatmap.png", dpi),
-        save_figure(plot_language_heatmap(run), out_dir / f"language_heatmap_layer{run.selected_layer}.png", dpi),
-    ]
+    curve_metric = run.selection.get("metric", "retrieval_acc")
+    curve_metric = curve_metric if curve_metric in run.metrics else run.metrics[0]
+    paths = [save_figure(plot_layer_curve(run, (curve_metric,)), out_dir / "layer_curve.png", dpi)]
+    if curve_metric not in PIVOT_METRICS:
+        paths += [
+            save_figure(plot_layer_language_heatmap(run, curve_metric), out_dir / "layer_language_heatmap.png", dpi),
+            save_figure(
+                plot_language_heatmap(run, metric=curve_metric),
+                out_dir / f"language_heatmap_layer{run.selected_layer}.png",
+                dpi,
+            ),
+        ]
+    pivot_metrics = [name for name in PIVOT_METRICS if name in run.metrics]
+    if pivot_metrics:
+        paths.append(save_figure(plot_layer_curve(run, pivot_metrics), out_dir / "pivot_curves.png", dpi))
+        paths.append(
+            save_figure(
+                plot_layer_language_heatmap(run, pivot_metrics[0]),
+                out_dir / f"{pivot_metrics[0]}_layer_language_heatmap.png",
+                dpi,
+            )
+        )
+    if run.probe is not None and "retrieval_acc" in run.metrics:
+        paths.append(save_figure(plot_probe_retrieval(run), out_dir / "probe_retrieval.png", dpi))
+    return paths
