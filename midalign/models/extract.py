@@ -15,6 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from midalign.corpora.parallel import ParallelCorpus
 from midalign.errors import MidalignError
 from midalign.models.cache import CacheKey, StateCache
+from midalign.models.fused import compile_blocks
 from midalign.models.representations import Pooling, forward_layers, num_blocks, pool
 
 logger = logging.getLogger(__name__)
@@ -189,8 +190,12 @@ def extract_corpus(
     max_length: int = 512,
     batch_size: int = 32,
     overwrite: bool = False,
+    compile_forward: bool = False,
 ) -> dict[str, np.ndarray]:
-    """States [n_sentences, L + 1, hidden] for every corpus language, reusing valid cache entries."""
+    """States [n_sentences, L + 1, hidden] for every corpus language, reusing valid cache entries.
+
+    compile_forward: run each decoder block through torch.compile (models/fused.py) when anything is left to
+    compute; a fully cached run pays no compile time."""
     layers = list(range(num_blocks(model) + 1))
     keys = cache_keys(corpus, model_id, dtype, pooling, max_length)
     results: dict[str, np.ndarray] = {}
@@ -208,6 +213,8 @@ def extract_corpus(
             f"the state cache {cache.root} is read-only and {len(todo)} languages are not in it; choose a writable "
             "--cache-dir (or MIDALIGN_CACHE)"
         )
+    if compile_forward:
+        compile_blocks(model)
     tokenized = {lang: tokenize(tokenizer, corpus.sentences[lang], max_length, pooling, lang) for lang in todo}
     total = sum(tok.n_tokens for tok in tokenized.values())
     start = time.perf_counter()
