@@ -16,9 +16,9 @@ from midalign.analysis.metrics import pair_metrics
 from midalign.corpora.parallel import ParallelCorpus, load_parallel
 from midalign.models.cache import StateCache
 from midalign.models.extract import extract_corpus, extract_states, tokenize
-from midalign.models.fused import compile_blocks
+from midalign.models.fused import compile_blocks, pooling_for
 from midalign.models.loading import load_model
-from midalign.models.representations import decoder_blocks, forward_layers, num_blocks
+from midalign.models.representations import decoder_blocks, forward_layers, num_blocks, pool
 from tests.helpers import FLORES_LIKE, tiny_model, tiny_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # compiled and eager reduce in the same thread layout
@@ -53,6 +53,7 @@ def test_compiled_states_match_eager(architecture: str, tmp_path: Path) -> None:
         model, tokenizer, corpus, StateCache(tmp_path), "tiny", "fp32", batch_size=8, compile_forward=True
     )
     assert all(getattr(block, "_midalign_compiled", False) for block in decoder_blocks(model))
+    assert pooling_for(model) is not pool  # the hooks pool through the compiled pooling too
     assert_same_as_eager(eager, compiled)
 
     # The stop still holds: hooks on the blocks run around the compiled forwards, and nothing above layer 2 runs.

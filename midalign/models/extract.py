@@ -15,8 +15,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from midalign.corpora.parallel import ParallelCorpus
 from midalign.errors import MidalignError
 from midalign.models.cache import CacheKey, StateCache
-from midalign.models.fused import compile_blocks
-from midalign.models.representations import Pooling, forward_layers, num_blocks, pool
+from midalign.models.fused import compile_blocks, pooling_for
+from midalign.models.representations import Pooling, forward_layers, num_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ def extract_batches(
     device = next(model.parameters()).device
     hidden_size = model.config.get_text_config().hidden_size
     states = np.empty((sum(len(rows) for rows in batches), len(layers), hidden_size), dtype=np.float32)
+    pool_states = pooling_for(model)
     start = 0
     for rows in batches:
         batch = tokenizer.pad({"input_ids": [tokenized.input_ids[i] for i in rows]}, return_tensors="pt")
@@ -114,7 +115,7 @@ def extract_batches(
             )["input_ids"].to(device)  # [B, T]; padded positions are masked out by attention_mask anyway
 
         def pool_batch(hidden: torch.Tensor, mask: torch.Tensor = attention_mask, spec=special) -> torch.Tensor:
-            return pool(hidden, mask, pooling, spec)  # [B, H]
+            return pool_states(hidden, mask, pooling, spec)  # [B, H]
 
         pooled = forward_layers(model, input_ids, attention_mask, layers, transform=pool_batch)
         block = torch.stack([pooled[layer] for layer in layers], dim=1).float().cpu().numpy()  # [B, len(layers), H]

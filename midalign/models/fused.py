@@ -15,12 +15,14 @@ shape would recompile. Blocks of one architecture share compiled code; sliding-w
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from midalign.models.representations import decoder_blocks
+from midalign.models.representations import decoder_blocks, pool
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +46,22 @@ def compile_blocks(model: nn.Module, mode: str | None = None) -> nn.Module:
         setattr(block, _MARK, True)
     logger.info("compiling the forward of %d decoder blocks (torch.compile, dynamic shapes)", len(blocks))
     return model
+
+
+def is_compiled(model: nn.Module) -> bool:
+    """Whether compile_blocks has compiled this model's blocks."""
+    return getattr(decoder_blocks(model)[0], _MARK, False)
+
+
+@functools.cache
+def _compiled_pool() -> Callable[..., torch.Tensor]:
+    # Built on first use: torch.compile imports dynamo, seconds that runs without --compile should not pay.
+    return torch.compile(pool, dynamic=True)
+
+
+def pooling_for(model: nn.Module) -> Callable[..., torch.Tensor]:
+    """The pooling to run in the capture hooks: compiled beside compiled blocks, else the eager one.
+
+    Pooling runs in the hooks, outside the blocks' graphs: an fp32 upcast, a product and a sum per layer, 11 % of a
+    compiled bf16 forward when left eager. Compiled, it is one fused kernel per layer."""
+    return _compiled_pool() if is_compiled(model) else pool
