@@ -1,6 +1,6 @@
 """Benchmark: one alignment training step with the forward stopped at block k vs full-depth forwards.
 
-Run: python analysis/bench_align_step.py [--quick] [--layers K ...]
+Run: python analysis/bench_align_step.py [--quick] [--layers K ...] [--device cuda] [--dtype bf16]
 Writes analysis/benchmarks/align_step.csv. Every variant runs the same LoRA model, batch and loss (forward of both
 sides of a pair batch, pooling at layer k, contrastive loss, backward); they differ only in what runs above k:
 - stopped: midalign's forward, which raises out of block k (no upper blocks, no LM head);
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from midalign.benchmarking import DEVICES, check_device, environment, timed
 from midalign.corpora.parallel import load_parallel
 from midalign.models.loading import load_model
 from midalign.models.representations import forward_layers, num_blocks, pool, unwrap_decoder
@@ -43,10 +42,11 @@ def hidden_at(model: torch.nn.Module, batch: dict[str, torch.Tensor], layer: int
 def step(model, loss_fn, batches, layer: int, variant: str) -> float:
     """Seconds for forward + backward of the alignment loss on both sides of the pair batch."""
     model.zero_grad(set_to_none=True)
-    start = time.perf_counter()
-    pooled = [pool(hidden_at(model, batch, layer, variant), batch["attention_mask"]) for batch in batches]
-    loss_fn(pooled[0], pooled[1]).backward()
-    return time.perf_counter() - start
+    seconds: list[float] = []
+    with timed(batches[0]["input_ids"].device, seconds):
+        pooled = [pool(hidden_at(model, batch, layer, variant), batch["attention_mask"]) for batch in batches]
+        loss_fn(pooled[0], pooled[1]).backward()
+    return seconds[0]
 
 
 def main() -> None:
@@ -56,17 +56,23 @@ def main() -> None:
     parser.add_argument("--layers", type=int, nargs="+", default=None, help="values of k; default L/4, L/2, 3L/4")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--model", default=None, help="hub id or local folder (default: the embedded gemma-3-270m)")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="where the model and batches live")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 5; --quick 2)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model, tokenizer = load_model(dtype=args.dtype)
+    device = check_device(args.device)
+    model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device)
     n_blocks = num_blocks(model)
     layers = args.layers or ([n_blocks // 2] if args.quick else [n_blocks // 4, n_blocks // 2, 3 * n_blocks // 4])
     model = attach_lora(model, 8, 16, 0.0, resolve_target_modules(model))
     model.train()
     corpus = load_parallel("udhr", ["deu_Latn", "eng_Latn"], max_sentences=args.batch_size)
-    batches = [tokenizer(corpus.sentences[lang], padding=True, return_tensors="pt") for lang in corpus.languages]
+    batches = [
+        tokenizer(corpus.sentences[lang], padding=True, return_tensors="pt").to(device) for lang in corpus.languages
+    ]
     loss_fn = AlignmentLoss()
-    repeats = 2 if args.quick else 5
+    repeats = args.repeats or (2 if args.quick else 5)
     rows = []
     for layer in layers:
         seconds = {}
@@ -75,8 +81,7 @@ def main() -> None:
             seconds[variant] = min(step(model, loss_fn, batches, layer, variant) for _ in range(repeats))
         rows.append(
             {
-                "device": platform.processor() or platform.machine(),
-                "threads": torch.get_num_threads(),
+                **environment(device),
                 "dtype": args.dtype,
                 "n_blocks": n_blocks,
                 "layer": layer,

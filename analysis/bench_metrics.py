@@ -1,14 +1,14 @@
 """Benchmark: all-pairs metrics at 442 languages x all layers vs the bare matrix products and a per-pair loop.
 
-Run: python analysis/bench_metrics.py [--quick] [--langs 442] [--layers 19]
-Writes analysis/benchmarks/metrics.csv. Ratios are measured in one run, so machine speed cancels out.
+Run: python analysis/bench_metrics.py [--quick] [--langs 442] [--layers 19] [--device cuda]
+Writes analysis/benchmarks/metrics.csv. Ratios are measured in one run, so machine speed cancels out. With
+--device cuda the states, the reference products and the loop all run on the GPU (timers synchronise).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import resource
 import time
 from pathlib import Path
@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from midalign.analysis.metrics import Workspace, _block_size, pair_metrics
+from midalign.benchmarking import DEVICES, check_device, environment, synchronize
 
 logger = logging.getLogger("bench_metrics")
 OUT = Path(__file__).parent / "benchmarks" / "metrics.csv"  # --out overrides
@@ -28,13 +29,15 @@ def significant(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def synthetic_states(n_langs: int, n_sentences: int, hidden: int, seed: int = 0) -> torch.Tensor:
+def synthetic_states(
+    n_langs: int, n_sentences: int, hidden: int, seed: int = 0, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Parallel-looking states: a shared sentence signal plus language-specific offset and noise."""
     rng = np.random.default_rng(seed)
     shared = rng.normal(size=(1, n_sentences, hidden))
     offsets = rng.normal(scale=2.0, size=(n_langs, 1, hidden))
     noise = rng.normal(scale=1.5, size=(n_langs, n_sentences, hidden))
-    return torch.from_numpy((shared + offsets + noise).astype(np.float32))
+    return torch.from_numpy((shared + offsets + noise).astype(np.float32)).to(device)
 
 
 def bare_products(states: torch.Tensor, symmetric: bool) -> float:
@@ -46,25 +49,38 @@ def bare_products(states: torch.Tensor, symmetric: bool) -> float:
     n_langs, n_sentences, hidden = states.shape
     unit = torch.nn.functional.normalize(states, dim=-1)
     step = _block_size(n_langs, n_sentences, 512 * 2**20)
-    out = torch.empty(step * n_sentences * n_langs * n_sentences)
+    out = torch.empty(step * n_sentences * n_langs * n_sentences, device=states.device)
+    synchronize(states.device)
     start = time.perf_counter()
     for first in range(0, n_langs, step):
         last = min(first + step, n_langs)
         keys = unit[first if symmetric else 0 :].reshape(-1, hidden)
         queries = unit[first:last].reshape(-1, hidden)
         torch.mm(queries, keys.T, out=out[: len(queries) * len(keys)].view(len(queries), len(keys)))
+    synchronize(states.device)
     return time.perf_counter() - start
 
 
-def per_pair_loop(states: np.ndarray, pairs: list[tuple[int, int]]) -> float:
+def per_pair_loop(states: torch.Tensor, pairs: list[tuple[int, int]]) -> float:
     """Seconds per directed pair for what peers write: per pair, each source row queries the target by cosine and
-    takes the argmax (retrieval accuracy only: the cheapest of the four metrics)."""
-    unit = states / np.linalg.norm(states, axis=-1, keepdims=True)
+    takes the argmax (retrieval accuracy only: the cheapest of the four metrics). NumPy on the CPU, as peers write
+    it there; torch on an accelerator, one small product per row, each hit read back as peers' `.item()` does."""
+    if states.device.type == "cpu":
+        array = states.numpy()
+        unit = array / np.linalg.norm(array, axis=-1, keepdims=True)
+        start = time.perf_counter()
+        for s, t in pairs:
+            hits = 0
+            for i, row in enumerate(unit[s]):
+                hits += int(np.argmax(unit[t] @ row) == i)
+        return (time.perf_counter() - start) / len(pairs)
+    unit = torch.nn.functional.normalize(states, dim=-1)
+    synchronize(states.device)
     start = time.perf_counter()
     for s, t in pairs:
         hits = 0
         for i, row in enumerate(unit[s]):
-            hits += int(np.argmax(unit[t] @ row) == i)
+            hits += int(torch.argmax(unit[t] @ row).item() == i)
     return (time.perf_counter() - start) / len(pairs)
 
 
@@ -76,33 +92,40 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=50)
     parser.add_argument("--hidden", type=int, default=640)
     parser.add_argument("--quick", action="store_true", help="3 layers instead of 19 (a few minutes less)")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="where states and products live")
     parser.add_argument("--profile", type=Path, default=None, help="also write a torch.profiler table of one layer")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    layers = 3 if args.quick else args.layers
+    device = check_device(args.device)
+    layers = min(3, args.layers) if args.quick else args.layers
     n_pairs = args.langs * (args.langs - 1)
     timings = {"metrics_s": 0.0, "bare_gemm_s": 0.0, "full_square_gemm_s": 0.0}
     workspace = Workspace()  # as all_layer_metrics does: one set of buffers for every layer
     for layer in range(layers):
-        states = synthetic_states(args.langs, args.sentences, args.hidden, seed=layer)
+        states = synthetic_states(args.langs, args.sentences, args.hidden, seed=layer, device=device)
+        synchronize(device)
         start = time.perf_counter()
         pair_metrics(states, workspace=workspace)
+        synchronize(device)
         timings["metrics_s"] += time.perf_counter() - start
         timings["bare_gemm_s"] += bare_products(states, symmetric=True)
         timings["full_square_gemm_s"] += bare_products(states, symmetric=False)
     if args.profile:  # where one layer's time goes, op by op (the gap to the bare products, if any)
         with torch.profiler.profile() as profiler:
-            pair_metrics(synthetic_states(args.langs, args.sentences, args.hidden), workspace=workspace)
-        args.profile.write_text(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15) + "\n")
+            pair_metrics(synthetic_states(args.langs, args.sentences, args.hidden, device=device), workspace=workspace)
+            synchronize(device)
+        sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        args.profile.write_text(profiler.key_averages().table(sort_by=sort, row_limit=15) + "\n")
         logger.info("wrote %s", args.profile)
     sample = [(s, (s * 7 + 1) % args.langs) for s in range(0, args.langs, max(1, args.langs // 200))]
-    loop_per_pair = per_pair_loop(synthetic_states(args.langs, args.sentences, args.hidden).numpy(), sample)
+    loop_per_pair = per_pair_loop(synthetic_states(args.langs, args.sentences, args.hidden, device=device), sample)
     loop_s = loop_per_pair * n_pairs * layers  # extrapolated: the loop would take hours at full size
     peak_rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     flops = 2 * (args.langs * args.sentences) ** 2 * args.hidden * layers  # of the full square
+    if device.type == "cuda":
+        peak_gpu_gb = torch.cuda.max_memory_allocated(device) / 2**30
     row = {
-        "device": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
+        **environment(device),
         "langs": args.langs,
         "directed_pairs": n_pairs,
         "layers": layers,
@@ -117,6 +140,7 @@ def main() -> None:
         "per_pair_loop_s_extrapolated": significant(loop_s),
         "speedup_vs_per_pair_loop": significant(loop_s / timings["metrics_s"]),
         "peak_rss_gb": significant(peak_rss_gb),
+        **({"peak_gpu_gb": significant(peak_gpu_gb)} if device.type == "cuda" else {}),
     }
     for name, value in row.items():
         logger.info("%-30s %s", name, value)

@@ -296,6 +296,12 @@ class AnalyzeConfig(OutputOptions, PivotOptions, ModelOptions):
     probe: bool = option(PROBE_HELP, False)
     cache_dir: str | None = option(CACHE_HELP, None)
     recompute: bool = option("Recompute cached states instead of reusing them.", False)
+    compile: bool = option(
+        "Run each decoder block's forward through torch.compile (fused kernels, dynamic shapes) when states are "
+        "computed: tens of seconds to compile per run (less with a warm TORCHINDUCTOR_CACHE_DIR), then faster "
+        "where elementwise work rivals the matrix products (bf16, GPUs); same states up to float rounding.",
+        False,
+    )
     figures: bool = option("Draw the PNG figures (--no-figures to skip).", True)
     report: bool = option("Write the interactive HTML report OUT/report.html (--no-report to skip).", True)
     list_langs: bool = option(

@@ -1,6 +1,7 @@
 """The benchmark scripts under analysis/ run end to end and write their tables (numbers are not asserted: speed
 targets live in the committed tables, never in timed tests)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,21 @@ def test_bench_loading(tmp_path: Path) -> None:
     row = run_benchmark("bench_loading.py", "--sample", "2", out=tmp_path / "loading.csv").iloc[0]
     assert (row.languages, row.sentences, row.datasets_sample) == (442, 50, 2)
     assert min(row.load_all_s, row.datasets_per_language_ms, row.speedup) > 0
+
+
+def test_gpu_script_cpu_smoke(tmp_path: Path, tiny_gemma_dir: Path) -> None:
+    """gpu.sh end to end in its CPU mode, tiny sizes and a tiny model: the three tables land in --out, each naming
+    the device and the load average it ran under."""
+    command = ["bash", str(ROOT / "analysis" / "benchmarks" / "gpu.sh"), "--device", "cpu", "--quick",
+               "--out", str(tmp_path), "--model", str(tiny_gemma_dir)]  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for name in ("extraction", "metrics", "align_step"):
+        table = pd.read_csv(tmp_path / f"{name}.csv")
+        assert (table["device"] == "cpu").all() and table["device_name"].str.len().gt(0).all(), name
+        assert (table["loadavg_1min"] >= 0).all(), name
+    extraction = pd.read_csv(tmp_path / "extraction.csv").iloc[0]
+    assert extraction["languages"] == 1 and min(extraction.ours_tok_s, extraction.limit_tok_s) > 0
+    align = pd.read_csv(tmp_path / "align_step.csv").iloc[0]
+    assert (align.n_blocks, align.layer) == (4, 2)

@@ -202,6 +202,7 @@ def run(config: AnalyzeConfig) -> dict:
             max_length,
             config.batch_size,
             recompute,
+            compile_forward=config.compile,
         )
         del model  # the metrics need the memory more than the model now
         return _score_and_write(config, out, states, corpus, identity, n_blocks, started, metrics, pivot)

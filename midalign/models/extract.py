@@ -15,7 +15,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from midalign.corpora.parallel import ParallelCorpus
 from midalign.errors import MidalignError
 from midalign.models.cache import CacheKey, StateCache
-from midalign.models.representations import Pooling, forward_layers, num_blocks, pool
+from midalign.models.fused import compile_blocks, pooling_for
+from midalign.models.representations import Pooling, forward_layers, num_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def extract_batches(
     device = next(model.parameters()).device
     hidden_size = model.config.get_text_config().hidden_size
     states = np.empty((sum(len(rows) for rows in batches), len(layers), hidden_size), dtype=np.float32)
+    pool_states = pooling_for(model)
     start = 0
     for rows in batches:
         batch = tokenizer.pad({"input_ids": [tokenized.input_ids[i] for i in rows]}, return_tensors="pt")
@@ -113,7 +115,7 @@ def extract_batches(
             )["input_ids"].to(device)  # [B, T]; padded positions are masked out by attention_mask anyway
 
         def pool_batch(hidden: torch.Tensor, mask: torch.Tensor = attention_mask, spec=special) -> torch.Tensor:
-            return pool(hidden, mask, pooling, spec)  # [B, H]
+            return pool_states(hidden, mask, pooling, spec)  # [B, H]
 
         pooled = forward_layers(model, input_ids, attention_mask, layers, transform=pool_batch)
         block = torch.stack([pooled[layer] for layer in layers], dim=1).float().cpu().numpy()  # [B, len(layers), H]
@@ -189,8 +191,12 @@ def extract_corpus(
     max_length: int = 512,
     batch_size: int = 32,
     overwrite: bool = False,
+    compile_forward: bool = False,
 ) -> dict[str, np.ndarray]:
-    """States [n_sentences, L + 1, hidden] for every corpus language, reusing valid cache entries."""
+    """States [n_sentences, L + 1, hidden] for every corpus language, reusing valid cache entries.
+
+    compile_forward: run each decoder block through torch.compile (models/fused.py) when anything is left to
+    compute; a fully cached run pays no compile time."""
     layers = list(range(num_blocks(model) + 1))
     keys = cache_keys(corpus, model_id, dtype, pooling, max_length)
     results: dict[str, np.ndarray] = {}
@@ -208,6 +214,8 @@ def extract_corpus(
             f"the state cache {cache.root} is read-only and {len(todo)} languages are not in it; choose a writable "
             "--cache-dir (or MIDALIGN_CACHE)"
         )
+    if compile_forward:
+        compile_blocks(model)
     tokenized = {lang: tokenize(tokenizer, corpus.sentences[lang], max_length, pooling, lang) for lang in todo}
     total = sum(tok.n_tokens for tok in tokenized.values())
     start = time.perf_counter()
