@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from midalign.analysis.probe import MAX_ITER, OVERALL, language_probe
+from midalign.models.cache import run_entries
 
 logger = logging.getLogger("bench_probe")
 
@@ -37,8 +38,9 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, nargs="+", default=[MAX_ITER], help="with --first: each of these")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    resolved = json.loads((args.run / "config.json").read_text())["resolved"]
-    cache = args.cache_dir or Path(resolved["cache_dir"])
+    config = json.loads((args.run / "config.json").read_text())
+    resolved = config["resolved"]
+    cache = run_entries(args.cache_dir or Path(resolved["cache_dir"]), config)
     languages = resolved["languages"]
     if args.first:
         for count in args.first:

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cosine
 
+from midalign.models.cache import run_entries  # where the states are; no metric code
+
 logger = logging.getLogger("mexa_check")
 
 
@@ -53,7 +55,7 @@ def main() -> None:
     resolved = config["resolved"]
     if config.get("center"):
         raise SystemExit("this check recomputes MEXA on raw states; the run used --center")
-    cache = args.cache_dir or Path(resolved["cache_dir"])
+    cache = run_entries(args.cache_dir or Path(resolved["cache_dir"]), config)
     pivot, languages = resolved["pivot"], resolved["languages"]
     states = {}
     for lang in languages:

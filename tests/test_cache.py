@@ -160,3 +160,20 @@ def test_leftover_temporary_files_are_removed_but_live_writes_kept(tmp_path) -> 
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # a writer in another process still holds it
         StateCache(root)
     assert not leftover.exists() and young.exists() and live.exists()
+
+
+def test_run_entries_finds_a_runs_folder_in_either_layout(tmp_path) -> None:
+    from midalign.models.cache import run_entries
+
+    cache = StateCache(tmp_path / "cache")
+    cache.save(KEY, np.ones((5, 3, 4), dtype=np.float32))
+    cache.save(dataclasses.replace(KEY, pooling="last"), np.ones((5, 3, 4), dtype=np.float32))
+    record = {"pooling": "mean", "resolved": {"languages": ["eng_Latn"], "model_identity": KEY.model,
+                                              "dtype": KEY.dtype, "split": KEY.split, "n_sentences": 5}}  # fmt: skip
+    assert run_entries(cache.root, record) == cache.paths(KEY)[0].parent
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    np.save(flat / "eng_Latn.npy", np.ones(1))
+    assert run_entries(flat, record) == flat
+    with pytest.raises(CacheError, match="0 folders"):
+        run_entries(cache.root, {**record, "pooling": "weighted_mean"})

@@ -311,3 +311,20 @@ def remove_folder(folder: Path) -> None:
     shutil.rmtree(folder)
     with contextlib.suppress(OSError):  # other settings of the same model remain
         folder.parent.rmdir()
+
+
+def run_entries(root: Path, record: dict) -> Path:
+    """The folder holding the cached states of a finished analysis (its config.json as `record`), for scripts that
+    read the arrays directly: the settings folder matching its model, dtype, pooling, corpus and split, or `root`
+    itself for a cache of the older flat layout (`<lang>.npy` directly under the root)."""
+    resolved, first = record["resolved"], record["resolved"]["languages"][0]
+    if (root / f"{first}.npy").is_file():
+        return root
+    wanted = {"model": resolved["model_identity"], "dtype": resolved["dtype"], "pooling": record["pooling"],
+              "split": resolved["split"], "n_sentences": resolved["n_sentences"]}  # fmt: skip
+    found = [folder.path for folder in cache_folders(root)
+             if all(folder.settings.get(name) == value for name, value in wanted.items())
+             and (folder.path / f"{first}.npy").is_file()]  # fmt: skip
+    if len(found) != 1:
+        raise CacheError(f"{len(found)} folders of {root} hold this run's states ({wanted}); pass the one to use")
+    return found[0]
