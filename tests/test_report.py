@@ -40,7 +40,10 @@ def _with_pivot_metric_and_probe(tmp_path: Path) -> Path:
     mexa = pivot.rename(columns={"src": "lang"})[["layer", "lang", "metric", "value"]]
     pd.concat([per_language, mexa]).to_csv(run / "per_language.csv", index=False)
     probe = per_language[per_language["metric"] == "cosine"][["layer", "lang"]].assign(accuracy=0.5, n=40)
-    probe.to_csv(run / "probe.csv", index=False)
+    overall = probe.groupby("layer", as_index=False).agg(accuracy=("accuracy", "mean"), n=("n", "sum"))
+    overall = overall.assign(lang="all")
+    probe = pd.concat([probe, overall], ignore_index=True).assign(chance=1 / 12)  # probe.csv as --probe writes it
+    probe[["layer", "lang", "accuracy", "n", "chance"]].to_csv(run / "probe.csv", index=False)
     return run
 
 
@@ -114,7 +117,8 @@ def test_pivot_metrics_and_probe(tmp_path: Path) -> None:
     assert kinds["probe_accuracy"] == ("language", None) and "probe_n" not in kinds  # counts are not measures
     assert run.pair_metrics == list(CLASSIC)
     layer_menu = layer_language_figure([run]).layout.updatemenus[0]
-    assert {button.label for button in layer_menu.buttons} >= {"mexa", "probe accuracy", "retrieval accuracy"}
+    labels = {button.label for button in layer_menu.buttons}
+    assert {"probe accuracy", "retrieval accuracy"} <= labels and any(label.startswith("MEXA") for label in labels)
     pair_menu = language_figure([run]).layout.updatemenus[0]
     assert [button.label for button in pair_menu.buttons] == [
         "retrieval accuracy", "margin retrieval accuracy", "cosine similarity", "cosine gap (parallel − other)",
@@ -124,15 +128,17 @@ def test_pivot_metrics_and_probe(tmp_path: Path) -> None:
     assert "mexa (against eng_Latn only)" in page  # said why it is not in the language x language map
 
 
-def test_probe_per_layer_only(tmp_path: Path) -> None:
+def test_probe_overall_rows_are_the_layer_curve(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(RUN_B, run_dir)
-    pd.DataFrame({"layer": range(7), "metric": "accuracy", "value": np.linspace(0.2, 0.9, 7)}).to_csv(
+    accuracy = np.linspace(0.2, 0.9, 7)
+    pd.DataFrame({"layer": range(7), "lang": "all", "accuracy": accuracy, "n": 100, "chance": 0.1}).to_csv(
         run_dir / "probe.csv", index=False
     )
     run = read_report_run(run_dir)
     overall = run.overall[run.overall["metric"] == "probe_accuracy"].sort_values("layer")
-    np.testing.assert_allclose(overall["value"], np.linspace(0.2, 0.9, 7))
+    np.testing.assert_allclose(overall["value"], accuracy)
+    assert (run.overall[run.overall["metric"] == "probe_chance"]["value"] == 0.1).all()
     assert "<extra>probe_accuracy</extra>" in _unescaped(build_report([run]))
 
 

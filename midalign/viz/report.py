@@ -125,6 +125,13 @@ def language_orders(languages: pd.DataFrame, values: pd.Series, basis: str) -> l
     return orders
 
 
+def _menus(metric_buttons: list[dict], active: int, order_menu: dict, menu_y: float) -> list[dict]:
+    """A heatmap's two menus: the metric shown (left) and the language order/filter."""
+    metric_menu = {"buttons": metric_buttons, "x": 0, "y": menu_y, "xanchor": "left", "yanchor": "bottom",
+                   "direction": "down", "active": active}  # fmt: skip
+    return [metric_menu, order_menu]
+
+
 def _order_menu(orders: list[Order], x_axes: list[str], y_axes: list[str], x: float, y: float) -> dict:
     """An updatemenu whose entries relayout the given axes (category order and range); y axes read top-down."""
     buttons = []
@@ -311,11 +318,7 @@ def layer_language_figure(runs: list[ReportRun]) -> go.Figure:
     fig.update_layout(
         height=height,
         margin=margin,
-        updatemenus=[
-            {"buttons": metric_buttons, "x": 0, "y": menu_y, "xanchor": "left", "yanchor": "bottom",
-             "direction": "down", "active": metrics.index(first)},
-            order_menu,
-        ],
+        updatemenus=_menus(metric_buttons, metrics.index(first), order_menu, menu_y),
     )  # fmt: skip
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=codes, range=[-0.5, len(codes) - 0.5],
                      tickfont={"size": 8}, showticklabels=True)  # fmt: skip
@@ -415,11 +418,7 @@ def language_figure(runs: list[ReportRun], max_cells: int = REPORT_MAX_CELLS) ->
     fig.update_layout(
         height=height,
         margin=margin,
-        updatemenus=[
-            {"buttons": metric_buttons, "x": 0, "y": menu_y, "xanchor": "left", "yanchor": "bottom",
-             "direction": "down", "active": metrics.index(first)},
-            order_menu,
-        ],
+        updatemenus=_menus(metric_buttons, metrics.index(first), order_menu, menu_y),
         sliders=sliders,
         plot_bgcolor="white",
     )  # fmt: skip

@@ -19,11 +19,11 @@ from typing import Literal
 import pandas as pd
 
 from midalign.analysis.runs import GROUP_KEYS, METRICS, UNKNOWN_GROUP, AnalysisRun, load_run
-from midalign.errors import MidalignError
 
 logger = logging.getLogger(__name__)
 
 PROBE_FILE = "probe.csv"
+OVERALL_PROBE = "all"  # probe.csv's row of every language (midalign.analysis.probe.OVERALL)
 PROBE_PREFIX = "probe_"  # probe.csv's value columns join the metrics as probe_<column>
 MetricKind = Literal["pairs", "pivot", "language"]
 
@@ -97,33 +97,14 @@ def _pair_kinds(run: AnalysisRun, layers: tuple[int, ...]) -> dict[str, MetricIn
     return kinds
 
 
-def read_probe(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """probe.csv as (per-language rows, per-layer rows), both tidy with metric names `probe_<column>`.
-
-    Accepts the tidy layout (`layer, [lang], metric, value`) and the wide one (`layer, [lang]` and one numeric
-    column per measure, e.g. `accuracy`); rows without a language are per-layer values."""
-    frame = pd.read_csv(path, keep_default_na=False, na_values={"value": ["", "nan", "NaN"]})
-    if "layer" not in frame.columns:
-        raise MidalignError(f"{path} lacks the column 'layer'")
-    lang = "lang" if "lang" in frame.columns else None
-    if {"metric", "value"} <= set(frame.columns):
-        tidy = frame[["layer", *([lang] if lang else []), "metric", "value"]].copy()
-    else:
-        keys = ["layer", *([lang] if lang else [])]
-        numeric = [col for col in frame.columns if col not in keys and pd.api.types.is_numeric_dtype(frame[col])]
-        counts = {"n", "count", "n_train", "n_test", "support", "seed", "fold"}  # sizes, not measures
-        measures = [col for col in numeric if col not in counts]
-        if not measures:
-            raise MidalignError(f"{path} has no numeric measure column besides {', '.join(keys)}")
-        tidy = frame.melt(id_vars=keys, value_vars=measures, var_name="metric", value_name="value")
-    tidy["metric"] = PROBE_PREFIX + tidy["metric"].astype(str).str.removeprefix(PROBE_PREFIX)
-    tidy["value"] = pd.to_numeric(tidy["value"], errors="coerce")
-    tidy["layer"] = pd.to_numeric(tidy["layer"]).astype(int)
-    if lang is None:
-        return pd.DataFrame(columns=["layer", "lang", "metric", "value"]), tidy[["layer", "metric", "value"]]
-    per_lang = tidy[tidy[lang].astype(str) != ""].rename(columns={lang: "lang"})
-    per_layer = tidy[tidy[lang].astype(str) == ""][["layer", "metric", "value"]]
-    return per_lang[["layer", "lang", "metric", "value"]], per_layer
+def read_probe(probe: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """probe.csv (`layer, lang, accuracy, n, chance`; lang `all` = every language, as `load_run` reads it) as
+    (per-language rows, per-layer rows), both tidy with metric names `probe_accuracy` / `probe_chance`."""
+    overall = probe["lang"].astype(str) == OVERALL_PROBE
+    per_lang = probe[~overall].assign(metric=PROBE_PREFIX + "accuracy", value=lambda rows: rows["accuracy"])
+    per_layer = probe[overall].melt(id_vars=["layer"], value_vars=["accuracy", "chance"], var_name="metric")
+    per_layer["metric"] = PROBE_PREFIX + per_layer["metric"]
+    return per_lang[["layer", "lang", "metric", "value"]], per_layer[["layer", "metric", "value"]]
 
 
 def read_report_run(path: str | Path, label: str | None = None) -> ReportRun:
@@ -134,8 +115,8 @@ def read_report_run(path: str | Path, label: str | None = None) -> ReportRun:
     per_language = run.per_language[["layer", "lang", "metric", "value"]].copy()
     overall = run.layers[run.layers["group_by"] == "all"][["layer", "metric", "mean"]].rename(columns={"mean": "value"})
     probe_path = run.path / PROBE_FILE
-    if probe_path.is_file():
-        probe_langs, probe_layers = read_probe(probe_path)
+    if run.probe is not None:
+        probe_langs, probe_layers = read_probe(run.probe)
         per_language = pd.concat([per_language, probe_langs], ignore_index=True)
         overall = pd.concat([overall, probe_layers], ignore_index=True)
         logger.info("%s: probe metrics %s", probe_path, ", ".join(sorted(set(probe_langs["metric"]) |
