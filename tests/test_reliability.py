@@ -55,7 +55,7 @@ from midalign.analysis.runs import load_run
 from midalign.analyze import main as analyze_main
 from midalign.corpora.parallel import load_parallel
 from midalign.errors import MidalignError
-from midalign.options import AnalyzeConfig
+from midalign.options import PAIR_METRICS, AnalyzeConfig
 from midalign.train import main as train_main
 from midalign.training.pipeline import _finished_analysis
 from tests.helpers import FLORES_LIKE, manifests, settings_folder_of, write_flores_layout
@@ -431,7 +431,9 @@ def test_sentences_longer_than_the_context_are_clamped_and_truncated(
     assert re.search(r"rus_Cyrl: \d+ sentence\(s\) longer than max_length=16 tokens are truncated", caplog.text)
     assert json.loads((out / "config.json").read_text())["resolved"]["max_length"] == 16
     assert json.loads((settings_folder_of(out) / "rus_Cyrl.json").read_text())["max_length"] == 16
-    assert len(pairs_of(out)) == 5 * 2 * 4
+    pairs = pairs_of(out)
+    assert len(pairs[pairs.metric.isin(PAIR_METRICS)]) == 5 * 2 * 4  # every directed pair at every layer
+    assert len(pairs[pairs.metric == "mexa"]) == 5  # rus_Cyrl against the pivot at every layer
 
 
 def test_tokenizer_without_pad_token_still_works(
