@@ -53,7 +53,7 @@ def folder_table(folders: list[CacheFolder]) -> pd.DataFrame:
 def leftovers(root: Path) -> list[Path]:
     """What interrupted runs and older midalign versions left: arrays without a manifest, and entries of the old
     flat layout (`<lang>.npy` directly under the root), which this version never reads."""
-    found = [path for path in root.glob("*.npy")] + [path for path in root.glob("*.json")]
+    found = [*root.glob("*.npy"), *root.glob("*.json")]
     for settings in root.glob(f"*/*/{SETTINGS_FILE}"):
         for array in settings.parent.glob("*.npy"):
             if not array.with_suffix(".json").exists():
@@ -62,9 +62,7 @@ def leftovers(root: Path) -> list[Path]:
 
 
 def selected(folder: CacheFolder, config: CacheConfig, now: float) -> bool:
-    """Whether prune's options select this folder."""
-    if config.match is not None and config.match not in str(folder.settings.get("model", "")):
-        return False
+    """Whether prune's age, version or --all options select this folder (`run` has already applied --match)."""
     if config.all:
         return True
     old = config.older_than is not None and now - folder.last_used > config.older_than * DAY
