@@ -82,6 +82,24 @@ def test_two_process_analysis_matches_one_process(tiny_model_dir: Path, flores_d
     assert (multi / "pairs.csv").read_bytes() == (single / "pairs.csv").read_bytes()
 
 
+def test_two_process_compiled_analysis_matches_one_process_eager(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path
+) -> None:
+    """--compile reaches the processes of a launch, and the states they compute together match eager's."""
+    common = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de", "fr", "ru"]
+    common += ["--batch-size", "5", "--no-figures", "--metrics", "retrieval_acc"]
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    assert analyze_main([*common, "--out", str(single), "--cache-dir", str(single / "cache")]) == 0
+    result = launch("midalign.analyze", *common, "--compile", "--out", str(multi), "--cache-dir", str(multi / "cache"))
+    assert "compiling the forward of" in result.stderr  # logged by the main process (the others log warnings only)
+    single_entries, multi_entries = cache_entries(single / "cache"), cache_entries(multi / "cache")
+    assert sorted(single_entries) == sorted(multi_entries) and len(single_entries) == 4
+    for name, path in single_entries.items():
+        eager = np.load(path)
+        np.testing.assert_allclose(np.load(multi_entries[name]), eager, rtol=1e-4, atol=1e-5 * np.abs(eager).max())
+    assert (multi / "pairs.csv").read_bytes() == (single / "pairs.csv").read_bytes()
+
+
 def test_process_device_and_device_map_rules() -> None:
     one = SimpleNamespace(num_processes=1, device=torch.device("cpu"))
     two = SimpleNamespace(num_processes=2, device=torch.device("cuda", 1))

@@ -181,7 +181,17 @@ def run(config: AnalyzeConfig) -> dict:
 
         keys = cache_keys(corpus, identity, dtype_name, config.pooling, max_length)
         extract_sharded(
-            state, model, tokenizer, corpus, cache, keys, config.pooling, max_length, config.batch_size, recompute
+            state,
+            model,
+            tokenizer,
+            corpus,
+            cache,
+            keys,
+            config.pooling,
+            max_length,
+            config.batch_size,
+            recompute,
+            compile_forward=config.compile,
         )
         recompute = False  # every entry was just written; the main process reads them back below
         if not state.is_main_process:

@@ -27,6 +27,7 @@ from midalign import distributed
 from midalign.corpora.parallel import ParallelCorpus
 from midalign.models.cache import CacheKey, StateCache, save_array_atomic
 from midalign.models.extract import Tokenized, extract_batches, length_sorted_batches, place_rows, tokenize
+from midalign.models.fused import compile_blocks
 from midalign.models.representations import Pooling, num_blocks
 
 logger = logging.getLogger(__name__)
@@ -88,14 +89,19 @@ def extract_sharded(
     max_length: int,
     batch_size: int,
     overwrite: bool,
+    compile_forward: bool = False,
 ) -> None:
-    """Compute this process's share of the missing languages into the cache; returns once all processes are done."""
+    """Compute this process's share of the missing languages into the cache; returns once all processes are done.
+
+    compile_forward: as in extract_corpus, each process compiles its decoder blocks when anything is left to do."""
     rank, n = state.process_index, state.num_processes
     cached = set() if overwrite else cached_languages(state, cache, keys)
     todo = [language for language in corpus.languages if language not in cached]
     logger.info("states: %d languages cached, %d to compute over %d processes", len(cached), len(todo), n)
     if not todo:
         return
+    if compile_forward:
+        compile_blocks(model)
     token = distributed.broadcast(state, uuid.uuid4().hex[:12])  # names this launch's parts
     tokenized = {lang: tokenize(tokenizer, corpus.sentences[lang], max_length, pooling, lang) for lang in todo}
     units = plan_units(tokenized, batch_size)
