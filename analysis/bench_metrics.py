@@ -1,6 +1,6 @@
 """Benchmark: all-pairs metrics at 442 languages x all layers vs the bare matrix products and a per-pair loop.
 
-Run: python analysis/bench_metrics.py [--quick] [--langs 442] [--layers 19] [--device cuda]
+Run: python analysis/bench_metrics.py [--quick] [--langs 442] [--layers 19] [--device cuda] [--fused]
 Writes analysis/benchmarks/metrics.csv. Ratios are measured in one run, so machine speed cancels out. With
 --device cuda the states, the reference products and the loop all run on the GPU (timers synchronise).
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from midalign.analysis.metrics import Workspace, _block_size, pair_metrics
+from midalign.analysis.metrics import MEMORY_BYTES, Workspace, _block_size, pair_metrics
 from midalign.benchmarking import DEVICES, check_device, environment, synchronize
 
 logger = logging.getLogger("bench_metrics")
@@ -40,16 +40,18 @@ def synthetic_states(
     return torch.from_numpy((shared + offsets + noise).astype(np.float32)).to(device)
 
 
-def bare_products(states: torch.Tensor, symmetric: bool) -> float:
-    """Seconds for only the similarity matrix products, into a reused output buffer.
+def bare_products(states: torch.Tensor, symmetric: bool, workspace: Workspace, dtype: torch.dtype) -> float:
+    """Seconds for only the similarity matrix products, into a reused output buffer whose pages are already mapped.
 
     symmetric: exactly the blocks pair_metrics multiplies (each language block against itself and every later
     language: the products the metrics need); otherwise the full [nN, nN] square of a per-direction scheme.
+    dtype: bfloat16 times what products in reduced precision would cost (an exact bf16 scheme's floor).
     """
     n_langs, n_sentences, hidden = states.shape
-    unit = torch.nn.functional.normalize(states, dim=-1)
-    step = _block_size(n_langs, n_sentences, 512 * 2**20)
-    out = torch.empty(step * n_sentences * n_langs * n_sentences, device=states.device)
+    unit = torch.nn.functional.normalize(states, dim=-1).to(dtype)
+    step = _block_size(n_langs, n_sentences, MEMORY_BYTES)
+    out = workspace.get(f"bare_{dtype}", (step * n_sentences * n_langs * n_sentences,), unit)
+    out.zero_()  # faults the pages in before the clock starts, as the metrics' reused workspace has them
     synchronize(states.device)
     start = time.perf_counter()
     for first in range(0, n_langs, step):
@@ -94,22 +96,40 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 layers instead of 19 (a few minutes less)")
     parser.add_argument("--device", default="cpu", choices=DEVICES, help="where states and products live")
     parser.add_argument("--profile", type=Path, default=None, help="also write a torch.profiler table of one layer")
+    parser.add_argument("--fused", action="store_true", help="also time the compiled scorer (pair_metrics fused=True)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = check_device(args.device)
     layers = min(3, args.layers) if args.quick else args.layers
     n_pairs = args.langs * (args.langs - 1)
-    timings = {"metrics_s": 0.0, "bare_gemm_s": 0.0, "full_square_gemm_s": 0.0}
+    timings = {"metrics_s": 0.0, "bare_gemm_s": 0.0, "full_square_gemm_s": 0.0, "bare_bf16_gemm_s": 0.0}
     workspace = Workspace()  # as all_layer_metrics does: one set of buffers for every layer
+    references = Workspace()
+    fused = {}
+    if args.fused:  # the first call compiles (less what inductor's cache holds); later calls reuse the code
+        warm_up = synthetic_states(args.langs, args.sentences, args.hidden, seed=layers, device=device)
+        start = time.perf_counter()
+        pair_metrics(warm_up, workspace=workspace, fused=True)
+        synchronize(device)
+        fused["compile_s"] = time.perf_counter() - start
+        fused["fused_metrics_s"] = 0.0
     for layer in range(layers):
         states = synthetic_states(args.langs, args.sentences, args.hidden, seed=layer, device=device)
         synchronize(device)
         start = time.perf_counter()
-        pair_metrics(states, workspace=workspace)
+        eager = pair_metrics(states, workspace=workspace)
         synchronize(device)
         timings["metrics_s"] += time.perf_counter() - start
-        timings["bare_gemm_s"] += bare_products(states, symmetric=True)
-        timings["full_square_gemm_s"] += bare_products(states, symmetric=False)
+        if args.fused:
+            start = time.perf_counter()
+            compiled = pair_metrics(states, workspace=workspace, fused=True)
+            synchronize(device)
+            fused["fused_metrics_s"] += time.perf_counter() - start
+            if any(not torch.equal(compiled[name], eager[name]) for name in eager):
+                raise SystemExit(f"layer {layer}: the fused scorer's metrics differ from eager's")
+        timings["bare_gemm_s"] += bare_products(states, True, references, torch.float32)
+        timings["full_square_gemm_s"] += bare_products(states, False, references, torch.float32)
+        timings["bare_bf16_gemm_s"] += bare_products(states, True, references, torch.bfloat16)
     if args.profile:  # where one layer's time goes, op by op (the gap to the bare products, if any)
         with torch.profiler.profile() as profiler:
             pair_metrics(synthetic_states(args.langs, args.sentences, args.hidden, device=device), workspace=workspace)
@@ -139,6 +159,20 @@ def main() -> None:
         "efficiency_vs_full_square_gemm": significant(timings["full_square_gemm_s"] / timings["metrics_s"]),
         "per_pair_loop_s_extrapolated": significant(loop_s),
         "speedup_vs_per_pair_loop": significant(loop_s / timings["metrics_s"]),
+        **(
+            {
+                "fused_compile_s": significant(fused["compile_s"] - timings["metrics_s"] / layers),
+                "fused_metrics_s": significant(fused["fused_metrics_s"]),
+                "fused_efficiency_vs_bare_gemm": significant(timings["bare_gemm_s"] / fused["fused_metrics_s"]),
+            }
+            if args.fused
+            else {}
+        ),
+        "bare_bf16_gemm_s": significant(timings["bare_bf16_gemm_s"]),
+        # The most any bf16-products scheme could gain, even with its re-scoring free: only the products shrink.
+        "bf16_speedup_bound": significant(
+            timings["metrics_s"] / (timings["metrics_s"] - timings["bare_gemm_s"] + timings["bare_bf16_gemm_s"])
+        ),
         "peak_rss_gb": significant(peak_rss_gb),
         **({"peak_gpu_gb": significant(peak_gpu_gb)} if device.type == "cuda" else {}),
     }

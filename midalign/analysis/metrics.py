@@ -20,8 +20,10 @@ tgt = the pivot, every other pair undefined):
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -43,11 +45,16 @@ def prepare(states: torch.Tensor, center: bool = False) -> torch.Tensor:
 
 
 def _block_size(n_langs: int, n_sentences: int, memory_bytes: int) -> int:
-    # Each source language in a block holds three [N, n_langs, N] fp32 tensors (similarities, their transposed
-    # copy, margins) plus temporaries. At least 8 blocks: the first block meets every language, so with fewer the
-    # symmetric scheme below would compute most pairs in both orientations.
-    per_language = 4 * n_sentences * n_langs * n_sentences * 4
+    # Each source language in a block holds two [N, n_langs, N] fp32 tensors (similarities; their transposed copy,
+    # later the margins) plus [N, n_langs] vectors. At least 8 blocks: the first block meets every language, so with
+    # fewer the symmetric scheme below would compute most pairs in both orientations.
+    per_language = 2 * n_sentences * n_langs * n_sentences * 4
     return max(1, min(-(-n_langs // 8), memory_bytes // max(per_language, 1)))
+
+
+# 256 MB of scratch: measured on 2-core VMs, larger blocks only add the first layer's page faults (about 1 s per
+# 128 MB of fresh pages); smaller ones pay per-block Python and op overheads on every layer.
+MEMORY_BYTES = 256 * 2**20
 
 
 class Workspace:
@@ -68,26 +75,88 @@ class Workspace:
         return buffer[:numel].view(shape)
 
 
-def top_k_mean(values: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean of the k largest entries along dim 0 of [M, ...], as a sorting network over M contiguous slices.
+def top_k(values: torch.Tensor, k: int, workspace: Workspace | None = None, name: str = "top") -> list[torch.Tensor]:
+    """The k largest entries along dim 0 of [M, ...], largest first, as a sorting network over M contiguous slices.
 
     On CPU, `torch.topk` over many short rows is as slow per element as the similarity GEMM itself; inserting each
     slice into k running maxima is elementwise work on large contiguous tensors and ~8x faster, with equal results.
+    The k result buffers (and one scratch) come from `workspace`, so no layer faults in fresh pages for them.
     """
-    best = [torch.full_like(values[0], -torch.inf) for _ in range(k)]  # best[0] >= best[1] >= ... >= best[k-1]
-    scratch = torch.empty_like(values[0])
+    workspace = workspace or Workspace()
+    shape = tuple(values.shape[1:])
+    best = [workspace.get(f"{name}{rank}", shape, values) for rank in range(k)]  # best[0] >= ... >= best[k-1]
+    for buffer in best:
+        buffer.fill_(-torch.inf)
     for candidate in values:
-        for rank in range(k - 1, 0, -1):  # best[rank] = max(best[rank], min(best[rank - 1], candidate))
-            torch.minimum(best[rank - 1], candidate, out=scratch)
-            torch.maximum(best[rank], scratch, out=best[rank])
+        # best[rank] = max(best[rank], min(best[rank - 1], candidate)), the insertion step of a sorting network, is
+        # one clamp because best[rank] <= best[rank - 1]: k ops per slice instead of 2k - 1.
+        for rank in range(k - 1, 0, -1):
+            torch.clamp(candidate, min=best[rank], max=best[rank - 1], out=best[rank])
         torch.maximum(best[0], candidate, out=best[0])
-    return torch.stack(best).mean(dim=0)
+    return best
 
 
-def _hits(scores: torch.Tensor, parallel: torch.Tensor, dim: int) -> torch.Tensor:
-    # A query is retrieved when its translation scores at least as high as every candidate (ties need duplicate
-    # sentences; they count as hits). Comparing with the max is a contiguous reduction, unlike argmax along dim 1.
-    return (parallel >= scores.amax(dim=dim)).float()
+def top_k_mean(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean of the k largest entries along dim 0 of [M, ...] (see top_k)."""
+    return _mean(top_k(values, k))
+
+
+def _mean(best: list[torch.Tensor]) -> torch.Tensor:
+    # Added in order, then divided: the same operations in the eager and the compiled scorer, so both give the
+    # same bits (a reordered sum could move a margin by one ulp and flip a near-tied retrieval).
+    return sum(best[1:], best[0]) / len(best)
+
+
+class BlockScores(NamedTuple):
+    """What the hit tests need from one [B, N(src), N(tgt), m] similarity block."""
+
+    row_best: torch.Tensor  # [B, N(src), m]: each source sentence's best cosine among the target's
+    source_density: torch.Tensor  # [B, N(src), m]: mean of its top-k cosines there
+    column_best: torch.Tensor  # [B, N(tgt), m]: each target sentence's best cosine among the source's
+    target_density: torch.Tensor  # [B, N(tgt), m]
+    margin_row_best: torch.Tensor  # [B, N(src), m]: each source sentence's best margin
+    margin_column_best: torch.Tensor  # [B, N(tgt), m]
+
+
+def score_block(sim: torch.Tensor, k: int, workspace: Workspace) -> BlockScores:
+    """The eager scorer: sorting networks into reused buffers, the margins materialised in the workspace."""
+    row = top_k(sim.permute(2, 0, 1, 3), k, workspace, "row")  # slices along the target sentences
+    column = top_k(sim.permute(1, 0, 2, 3), k, workspace, "column")  # slices along the source sentences
+    source_density, target_density = _mean(row), _mean(column)
+    margin = workspace.get("margin", tuple(sim.shape), sim)
+    torch.add(source_density[:, :, None], target_density[:, None], out=margin)
+    torch.div(sim, margin, out=margin)  # the /2 of the definition changes no maximum
+    return BlockScores(row[0], source_density, column[0], target_density, margin.amax(dim=2), margin.amax(dim=1))
+
+
+def score_block_functional(sim: torch.Tensor, k: int) -> BlockScores:
+    """The same scores in functional form, for torch.compile: the unrolled networks and the margins fuse into a few
+    loops over the block, which is read a handful of times and the margins never written (`fused_scorer`)."""
+    n_sentences = sim.shape[1]
+    row = [torch.full_like(sim[:, :, 0], -torch.inf) for _ in range(k)]
+    column = [torch.full_like(sim[:, 0], -torch.inf) for _ in range(k)]
+    for best, axis in ((row, 2), (column, 1)):
+        for index in range(n_sentences):
+            candidate = sim.select(axis, index)
+            for rank in range(k - 1, 0, -1):
+                best[rank] = torch.clamp(candidate, min=best[rank], max=best[rank - 1])
+            best[0] = torch.maximum(best[0], candidate)
+    source_density, target_density = _mean(row), _mean(column)
+    margin = sim / (source_density[:, :, None] + target_density[:, None])
+    return BlockScores(row[0], source_density, column[0], target_density, margin.amax(dim=2), margin.amax(dim=1))
+
+
+@functools.cache
+def fused_scorer() -> Callable[[torch.Tensor, int], BlockScores]:
+    """score_block_functional compiled (built on first use: importing dynamo costs seconds). The block and language
+    counts are dynamic; each sentence count and k compiles once (the networks are unrolled over the sentences)."""
+    return torch.compile(score_block_functional, dynamic=True)
+
+
+def _hits(parallel: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    # A query is retrieved when its translation scores at least as high as every candidate, itself included (ties
+    # need duplicate sentences; they count as hits).
+    return (parallel >= best).float()
 
 
 @torch.no_grad()
@@ -95,53 +164,58 @@ def pair_metrics(
     states: torch.Tensor,
     margin_k: int = 4,
     center: bool = False,
-    memory_bytes: int = 512 * 2**20,
+    memory_bytes: int = MEMORY_BYTES,
     workspace: Workspace | None = None,
+    fused: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Every metric as an [n_langs, n_langs] matrix (row = source, column = target; diagonal = self pairs).
 
     The similarity matrix of (t, s) is that of (s, t) transposed, so each unordered pair is computed once: a block
     of source languages meets only itself and the languages after it, and both directions are read from the same
-    [B, N(src), m, N(tgt)] block: along the last axis for s -> t, along axis 1 for t -> s.
+    block. The keys enter the product sentence-major, so the block comes out as [B, N(src), N(tgt), m]: the slices
+    along either sentence axis are then runs of m contiguous values, which the top-k networks consume without a
+    transposed copy. Those networks give the margin densities and each query's best cosine, so retrieval costs no
+    pass of its own; the cosine sums come from one product of the languages' summed unit vectors.
+
+    fused: score each block with the compiled scorer (`fused_scorer`); the results are bit-identical to eager's.
     """
-    n_langs, n_sentences, _ = states.shape
+    n_langs, n_sentences, hidden = states.shape
     unit = prepare(states, center)  # [n, N, H]
     k = min(margin_k, n_sentences)
     out = {name: torch.empty(n_langs, n_langs, device=unit.device) for name in METRICS}
+    # The sum over all N x N sentence pairs of cos(s_i, t_j) is (sum_i s_i) . (sum_j t_j) for unit vectors. float64:
+    # the off-diagonal mean is this total minus the parallel sum, which cancels most of it when cosines are near 1.
+    sums = unit.sum(dim=1, dtype=torch.float64)
+    total = sums @ sums.T  # [n, n]
     step = _block_size(n_langs, n_sentences, memory_bytes)
     workspace = workspace or Workspace()
     for start in range(0, n_langs, step):
         stop = min(start + step, n_langs)
         block, rest = stop - start, n_langs - start
-        shape = (block, n_sentences, rest, n_sentences)  # [B, N(src), m, N(tgt)]
-        queries = unit[start:stop].reshape(block * n_sentences, -1)
-        keys = unit[start:].reshape(rest * n_sentences, -1)
+        shape = (block, n_sentences, n_sentences, rest)  # [B, N(src), N(tgt), m]
+        queries = unit[start:stop].reshape(block * n_sentences, hidden)
+        keys = workspace.get("keys", (n_sentences, rest, hidden), unit)
+        keys.copy_(unit[start:].transpose(0, 1))  # sentence-major: row j * m + t is sentence j of language t
         sim = workspace.get("sim", shape, unit)
-        torch.mm(queries, keys.T, out=sim.view(block * n_sentences, rest * n_sentences))
-        parallel = torch.diagonal(sim, dim1=1, dim2=3)  # [B, m, N]: cos of each translation pair
-        # Density of each source sentence among the target's sentences (top-k along the last axis: made the
-        # leading axis by one transposed copy) and of each target sentence among the source's (axis 1, in place).
-        by_target = workspace.get("by_target", (n_sentences, block, n_sentences, rest), unit)
-        by_target.view(n_sentences, -1).copy_(sim.view(-1, n_sentences).T)
-        source_density = top_k_mean(by_target, k)  # [B, N(src), m]
-        target_density = top_k_mean(sim.transpose(0, 1), k)  # [B, m, N(tgt)]
-        margin = workspace.get("margin", shape, unit)
-        torch.add(source_density[..., None], target_density[:, None], out=margin)
-        torch.div(sim, margin, out=margin)  # the /2 of the definition changes no maximum
-        margin_parallel = parallel / (source_density.transpose(1, 2) + target_density)  # [B, m, N]
-        forward = {  # s -> t: each source sentence queries the target's sentences (max over the last axis)
-            "retrieval_acc": _hits(sim, parallel.transpose(1, 2), 3).mean(dim=1),
-            "margin_retrieval_acc": _hits(margin, margin_parallel.transpose(1, 2), 3).mean(dim=1),
+        torch.mm(queries, keys.view(-1, hidden).T, out=sim.view(block * n_sentences, n_sentences * rest))
+        parallel = torch.diagonal(sim, dim1=1, dim2=2)  # [B, m, N]: cos of each translation pair
+        scores = fused_scorer()(sim, k) if fused else score_block(sim, k, workspace)
+        # The same two operations as the margins' on the diagonal alone: each translation's margin is bit-identical
+        # to its entry in the block.
+        margin_parallel = parallel / (scores.source_density + scores.target_density).transpose(1, 2)  # [B, m, N]
+        forward = {  # s -> t: each source sentence queries the target's sentences
+            "retrieval_acc": _hits(parallel, scores.row_best.transpose(1, 2)).mean(dim=2),
+            "margin_retrieval_acc": _hits(margin_parallel, scores.margin_row_best.transpose(1, 2)).mean(dim=2),
         }
-        backward = {  # t -> s: each target sentence queries the source's sentences (max over axis 1)
-            "retrieval_acc": _hits(sim, parallel, 1).mean(dim=2),
-            "margin_retrieval_acc": _hits(margin, margin_parallel, 1).mean(dim=2),
+        backward = {  # t -> s: each target sentence queries the source's sentences
+            "retrieval_acc": _hits(parallel, scores.column_best.transpose(1, 2)).mean(dim=2),
+            "margin_retrieval_acc": _hits(margin_parallel, scores.margin_column_best.transpose(1, 2)).mean(dim=2),
         }
         parallel_sum = parallel.sum(dim=-1)  # [B, m]
         cosine = parallel_sum / n_sentences
-        off_diagonal = (sim.sum(dim=(1, 3)) - parallel_sum) / max(n_sentences * (n_sentences - 1), 1)
+        off_diagonal = (total[start:stop, start:] - parallel_sum) / max(n_sentences * (n_sentences - 1), 1)
         forward["cosine"] = backward["cosine"] = cosine  # symmetric in s and t
-        forward["cosine_gap"] = backward["cosine_gap"] = cosine - off_diagonal
+        forward["cosine_gap"] = backward["cosine_gap"] = cosine - off_diagonal.float()
         for name in METRICS:  # the block's rows, then its columns (the diagonal block is written twice, equal)
             out[name][start:stop, start:] = forward[name]
             out[name][start:, start:stop] = backward[name].T
