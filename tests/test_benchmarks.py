@@ -22,13 +22,15 @@ def run_benchmark(script: str, *args: str, out: Path) -> pd.DataFrame:
 
 
 def test_bench_metrics_small(tmp_path: Path) -> None:
+    # --fused: the script itself stops if the compiled scorer's metrics differ from eager's.
     table = run_benchmark(
-        "bench_metrics.py", "--langs", "12", "--layers", "2", "--sentences", "6", "--hidden", "16",
+        "bench_metrics.py", "--langs", "12", "--layers", "2", "--sentences", "6", "--hidden", "16", "--fused",
         out=tmp_path / "metrics.csv",
     )  # fmt: skip
     row = table.iloc[0]
     assert (row.langs, row.directed_pairs, row.layers) == (12, 132, 2)
-    for column in ("metrics_s", "bare_gemm_s", "efficiency_vs_bare_gemm", "speedup_vs_per_pair_loop", "peak_rss_gb"):
+    columns = ("metrics_s", "bare_gemm_s", "efficiency_vs_bare_gemm", "speedup_vs_per_pair_loop", "peak_rss_gb")
+    for column in (*columns, "fused_metrics_s", "fused_efficiency_vs_bare_gemm", "bare_bf16_gemm_s"):
         assert row[column] > 0, column
 
 

@@ -1,11 +1,14 @@
 """All-pairs metrics against a naive per-pair loop and known answers."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
 
 from midalign.analysis.metrics import (
     ALL_METRICS,
+    FUSED_MAX_SENTENCES,
     METRICS,
     Workspace,
     all_layer_metrics,
@@ -217,3 +220,13 @@ def test_fused_scorer_is_bit_identical_to_eager_across_blocks_and_centring() -> 
         want = naive_pair(states[s].numpy(), states[t].numpy())
         for name in METRICS:
             assert fused[name][s, t].item() == pytest.approx(want[name], abs=1e-5), (name, s, t)
+
+
+def test_fused_scorer_steps_aside_above_its_sentence_limit(caplog: pytest.LogCaptureFixture) -> None:
+    states = torch.from_numpy(np.random.default_rng(6).normal(size=(3, FUSED_MAX_SENTENCES + 1, 8)))
+    with caplog.at_level(logging.WARNING):
+        fused = pair_metrics(states, fused=True)
+    assert "scoring eagerly" in caplog.text
+    eager = pair_metrics(states)
+    for name in METRICS:
+        torch.testing.assert_close(fused[name], eager[name], rtol=0, atol=0)

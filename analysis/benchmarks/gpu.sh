@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The three benchmarks on a GPU, tables and profiles into analysis/benchmarks/gpu/ (about 5 min on an H100/H200:
-# two model loads and two compiles for extraction, seconds for the metrics and the alignment step).
+# two model loads, two compiles for extraction and one for the fused metric scorer, seconds for the metrics and the
+# alignment step).
 #
 #   bash analysis/benchmarks/gpu.sh                       # --device cuda, full sizes, fp32 and bf16, --compile
 #   bash analysis/benchmarks/gpu.sh --device cpu --quick  # tiny sizes on the CPU: the test suite's smoke run
@@ -36,7 +37,7 @@ if [[ $quick == 1 ]]; then
     align=(--quick --batch-size 2 --repeats 1 --layers 2)
 else
     extraction=(--dtypes fp32 bf16 --compile --profile "$out/extraction_profile.txt")
-    metrics=(--profile "$out/metrics_profile.txt")
+    metrics=(--fused --profile "$out/metrics_profile.txt")
     align=(--dtype bf16)
 fi
 

@@ -21,6 +21,7 @@ tgt = the pivot, every other pair undefined):
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 from midalign.errors import MidalignError
 from midalign.options import PAIR_METRICS, PIVOT_METRICS
 
+logger = logging.getLogger(__name__)
 METRICS = PAIR_METRICS  # every directed pair
 ALL_METRICS = METRICS + PIVOT_METRICS  # PIVOT_METRICS: every language against the pivot only
 
@@ -45,15 +47,16 @@ def prepare(states: torch.Tensor, center: bool = False) -> torch.Tensor:
 
 
 def _block_size(n_langs: int, n_sentences: int, memory_bytes: int) -> int:
-    # Each source language in a block holds two [N, n_langs, N] fp32 tensors (similarities; their transposed copy,
-    # later the margins) plus [N, n_langs] vectors. At least 8 blocks: the first block meets every language, so with
-    # fewer the symmetric scheme below would compute most pairs in both orientations.
+    # Each source language in a block holds two [N, N, n_langs] fp32 tensors (similarities, margins) plus
+    # [N, n_langs] vectors; the keys' sentence-major copy ([N, n_langs, H]) does not depend on the block size. At
+    # least 8 blocks: the first block meets every language, so with fewer the symmetric scheme below would compute
+    # most pairs in both orientations.
     per_language = 2 * n_sentences * n_langs * n_sentences * 4
     return max(1, min(-(-n_langs // 8), memory_bytes // max(per_language, 1)))
 
 
-# 256 MB of scratch: measured on 2-core VMs, larger blocks only add the first layer's page faults (about 1 s per
-# 128 MB of fresh pages); smaller ones pay per-block Python and op overheads on every layer.
+# 256 MB for the two block tensors. At 442 languages on a 2-core VM, budgets of 71, 142 and 256 MB ran within noise
+# of each other (3.3-4.1 s per layer); 18 and 36 MB were slower (6.2-6.7 and 4.9-5.2 s: per-block op overheads).
 MEMORY_BYTES = 256 * 2**20
 
 
@@ -76,11 +79,11 @@ class Workspace:
 
 
 def top_k(values: torch.Tensor, k: int, workspace: Workspace | None = None, name: str = "top") -> list[torch.Tensor]:
-    """The k largest entries along dim 0 of [M, ...], largest first, as a sorting network over M contiguous slices.
+    """The k largest entries along dim 0 of [M, ...], largest first, as a sorting network over the M slices.
 
     On CPU, `torch.topk` over many short rows is as slow per element as the similarity GEMM itself; inserting each
     slice into k running maxima is elementwise work on large contiguous tensors and ~8x faster, with equal results.
-    The k result buffers (and one scratch) come from `workspace`, so no layer faults in fresh pages for them.
+    The k result buffers come from `workspace`, so no layer faults in fresh pages for them.
     """
     workspace = workspace or Workspace()
     shape = tuple(values.shape[1:])
@@ -146,6 +149,9 @@ def score_block_functional(sim: torch.Tensor, k: int) -> BlockScores:
     return BlockScores(row[0], source_density, column[0], target_density, margin.amax(dim=2), margin.amax(dim=1))
 
 
+FUSED_MAX_SENTENCES = 128
+
+
 @functools.cache
 def fused_scorer() -> Callable[[torch.Tensor, int], BlockScores]:
     """score_block_functional compiled (built on first use: importing dynamo costs seconds). The block and language
@@ -178,6 +184,8 @@ def pair_metrics(
     pass of its own; the cosine sums come from one product of the languages' summed unit vectors.
 
     fused: score each block with the compiled scorer (`fused_scorer`); the results are bit-identical to eager's.
+    Its networks are unrolled over the sentences, so above FUSED_MAX_SENTENCES (FLORES' 1012) the graph would take
+    longer to compile than to run: there the eager scorer runs, with a warning.
     """
     n_langs, n_sentences, hidden = states.shape
     unit = prepare(states, center)  # [n, N, H]
@@ -189,6 +197,11 @@ def pair_metrics(
     total = sums @ sums.T  # [n, n]
     step = _block_size(n_langs, n_sentences, memory_bytes)
     workspace = workspace or Workspace()
+    if fused and n_sentences > FUSED_MAX_SENTENCES:
+        logger.warning(
+            "%d sentences: scoring eagerly (the fused scorer is for up to %d)", n_sentences, FUSED_MAX_SENTENCES
+        )
+        fused = False
     for start in range(0, n_langs, step):
         stop = min(start + step, n_langs)
         block, rest = stop - start, n_langs - start
