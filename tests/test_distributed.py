@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -137,6 +138,12 @@ def test_device_map_auto_passes_through(
     assert json.loads((tmp_path / "mapped" / "config.json").read_text())["device_map"] == "auto"
     # Here accelerate puts everything on the one device (the CPU), so the numbers are the plain run's.
     assert (tmp_path / "mapped" / "pairs.csv").read_bytes() == (tmp_path / "plain" / "pairs.csv").read_bytes()
+    # --compile on a mapped model: the blocks compile inside accelerate's placement, the retrievals stay the same.
+    mapped_compiled = ["--device-map", "auto", "--compile", "--metrics", "retrieval_acc", "--recompute"]
+    assert analyze_main([*common, *mapped_compiled, "--out", str(tmp_path / "mapped_compiled")]) == 0
+    plain = pd.read_csv(tmp_path / "plain" / "pairs.csv").query("metric == 'retrieval_acc'").reset_index(drop=True)
+    compiled = pd.read_csv(tmp_path / "mapped_compiled" / "pairs.csv")
+    pd.testing.assert_frame_equal(compiled, plain)
 
 
 # ---- training ----------------------------------------------------------------------------------------------------
