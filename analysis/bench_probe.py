@@ -15,7 +15,6 @@ How the cost grows with the number of languages (the first N languages of a larg
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from midalign.analysis.probe import MAX_ITER, OVERALL, language_probe
-from midalign.models.cache import run_entries
+from midalign.models.cache import run_states
 
 logger = logging.getLogger("bench_probe")
 
@@ -38,9 +37,8 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, nargs="+", default=[MAX_ITER], help="with --first: each of these")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = json.loads((args.run / "config.json").read_text())
+    config, cache = run_states(args.run, args.cache_dir)
     resolved = config["resolved"]
-    cache = run_entries(args.cache_dir or Path(resolved["cache_dir"]), config)
     languages = resolved["languages"]
     if args.first:
         for count in args.first:

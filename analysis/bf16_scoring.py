@@ -25,7 +25,6 @@ It shares no code with midalign.analysis.metrics and reads the cache's .npy file
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from midalign.models.cache import run_entries  # where the states are; no metric code
+from midalign.models.cache import run_states  # where the states are; no metric code
 
 logger = logging.getLogger("bf16_scoring")
 OUT = Path(__file__).parent / "benchmarks" / "bf16_scoring.csv"  # --out overrides
@@ -130,9 +129,8 @@ def main() -> None:
     parser.add_argument("--low", default="bf16", choices=list(LOW_DTYPES), help="the reduced precision to measure")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = json.loads((args.run / "config.json").read_text())
+    config, cache = run_states(args.run, args.cache_dir)
     resolved = config["resolved"]
-    cache = run_entries(args.cache_dir or Path(resolved["cache_dir"]), config)
     languages = resolved["languages"]
     states = np.stack([np.load(cache / f"{lang}.npy") for lang in languages])  # [n, N, L + 1, H]
     if args.center or config.get("center"):

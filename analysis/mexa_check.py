@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cosine
 
-from midalign.models.cache import run_entries  # where the states are; no metric code
+from midalign.models.cache import run_states  # where the states are; no metric code
 
 logger = logging.getLogger("mexa_check")
 
@@ -51,11 +51,10 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, help="its state cache (default: the one config.json names)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = json.loads((args.run / "config.json").read_text())
+    config, cache = run_states(args.run, args.cache_dir)
     resolved = config["resolved"]
     if config.get("center"):
         raise SystemExit("this check recomputes MEXA on raw states; the run used --center")
-    cache = run_entries(args.cache_dir or Path(resolved["cache_dir"]), config)
     pivot, languages = resolved["pivot"], resolved["languages"]
     states = {}
     for lang in languages:

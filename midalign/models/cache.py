@@ -328,3 +328,10 @@ def run_entries(root: Path, record: dict) -> Path:
     if len(found) != 1:
         raise CacheError(f"{len(found)} folders of {root} hold this run's states ({wanted}); pass the one to use")
     return found[0]
+
+
+def run_states(run: Path, cache_dir: Path | None = None) -> tuple[dict, Path]:
+    """An analysis folder's config.json and the folder of its cached states (`run_entries`), for the scripts under
+    analysis/ that read a run's arrays: `cache_dir` overrides the cache the run recorded."""
+    record = json.loads((run / "config.json").read_text())
+    return record, run_entries(cache_dir or Path(record["resolved"]["cache_dir"]), record)
