@@ -15,6 +15,7 @@ from midalign.analysis.metrics import (
     check_metrics,
     pair_metrics,
     pivot_metrics,
+    top_k,
     top_k_mean,
 )
 from midalign.errors import MidalignError
@@ -91,6 +92,16 @@ def test_all_layer_metrics_shapes_and_layer_selection() -> None:
     assert out["retrieval_acc"].shape == (2, 3, 3)
     direct = pair_metrics(torch.from_numpy(np.stack([states[x][:, 3] for x in "abc"])))
     np.testing.assert_allclose(out["cosine"][1], direct["cosine"].numpy(), atol=1e-6)
+
+
+def test_top_k_network_and_topk_kernel_give_the_same_bits() -> None:
+    """The sorting network (CPU) and torch.topk (what a GPU runs) return identical values, largest first."""
+    values = torch.randn(50, 7, 9).round(decimals=1)  # rounded: many ties
+    for k in (1, 3, 4):
+        network, kernel = top_k(values, k, network=True), top_k(values, k, network=False)
+        assert len(network) == len(kernel) == k
+        for a, b in zip(network, kernel, strict=True):
+            assert torch.equal(a, b)
 
 
 def test_top_k_mean_equals_topk_with_ties_and_negatives() -> None:
