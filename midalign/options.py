@@ -298,8 +298,9 @@ class AnalyzeConfig(OutputOptions, PivotOptions, ModelOptions):
     recompute: bool = option("Recompute cached states instead of reusing them.", False)
     compile: bool = option(
         "Run each decoder block's forward through torch.compile (fused kernels, dynamic shapes) when states are "
-        "computed: tens of seconds to compile per run (less with a warm TORCHINDUCTOR_CACHE_DIR), then faster "
-        "where elementwise work rivals the matrix products (bf16, GPUs); same states up to float rounding.",
+        "computed, in every process of a launch: tens of seconds to compile per run (less with a warm "
+        "TORCHINDUCTOR_CACHE_DIR), then faster where elementwise work rivals the matrix products (bf16, GPUs); same "
+        "states up to float rounding.",
         False,
     )
     figures: bool = option("Draw the PNG figures (--no-figures to skip).", True)
