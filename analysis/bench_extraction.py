@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import torch._inductor.config
 
 from midalign.benchmarking import DEVICES, check_device, environment, synchronize, timed
 from midalign.corpora.languages import PRESETS
@@ -123,12 +124,19 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=None, help="paragraphs per language (default all 50)")
     parser.add_argument("--loop-sentences", type=int, default=None, help="one-sentence loop size (default 100)")
     parser.add_argument("--compile", action="store_true", help="also time the compiled forward (see above)")
+    parser.add_argument(
+        "--freezing",
+        action="store_true",
+        help="with --compile: inductor freezing (weights as constants, oneDNN weight prepacking on the CPU)",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed passes per arm (default 3; --quick 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--profile", type=Path, default=None, help="also write op tables (one language per dtype)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = check_device(args.device)
+    if args.freezing:  # inference only, as extraction is; each block's weights become constants of its own graph
+        torch._inductor.config.freezing = True
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 3)
@@ -183,6 +191,7 @@ def main() -> None:
         if args.compile:
             rate = n_tokens / sum(best_seconds(compiled_runs).values())
             compiled = {
+                "freezing": args.freezing,
                 "compile_s": round(first_compiled_s - eager[languages[0]], 1),
                 "compiled_tok_s": round(rate),
                 "compiled_fraction_of_limit": round(rate / limit, 3),

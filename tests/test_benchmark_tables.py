@@ -64,3 +64,14 @@ def test_reduced_precision_tables(readme: str, name: str, label: str) -> None:
     shares.append(layer.pairs_needing_fp32)
     for cell, share in zip(cells, shares, strict=True):
         assert float(cell.rstrip(" %")) == pytest.approx(100 * share, abs=0.55 if share > 0.1 else 0.055), cell
+
+
+def test_freezing_comparison(readme: str) -> None:
+    plain = pd.read_csv(BENCHMARKS / "compile" / "extraction_quick_bf16.csv").iloc[0]
+    frozen = pd.read_csv(BENCHMARKS / "compile" / "extraction_quick_bf16_freezing.csv").iloc[0]
+    assert not plain.freezing and frozen.freezing
+    text = " ".join(readme.split())  # the paragraph wraps across lines
+    assert f"compiled / eager was {plain.compiled_speedup_vs_eager:.2f} without freezing and " \
+        f"{frozen.compiled_speedup_vs_eager:.2f} with it" in text  # fmt: skip
+    assert f"took {plain.compile_s:.1f} s (warm cache) without and {frozen.compile_s:.0f} s with it" in text
+    assert f"compiled bf16 reached {plain.compiled_fraction_of_limit:.2f} of its limit" in text

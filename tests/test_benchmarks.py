@@ -72,3 +72,14 @@ def test_gpu_script_cpu_smoke(tmp_path: Path, tiny_gemma_dir: Path) -> None:
     assert extraction["languages"] == 1 and min(extraction.ours_tok_s, extraction.limit_tok_s) > 0
     align = pd.read_csv(tmp_path / "align_step.csv").iloc[0]
     assert (align.n_blocks, align.layer) == (4, 2)
+
+
+def test_bench_extraction_compiled_with_freezing_on_a_tiny_model(tmp_path: Path, tiny_gemma_dir: Path) -> None:
+    """--compile --freezing (the inductor-freezing arm the benchmark README reports) runs and records its arm."""
+    table = run_benchmark(
+        "bench_extraction.py", "--model", str(tiny_gemma_dir), "--dtypes", "fp32", "--languages", "1",
+        "--sentences", "4", "--loop-sentences", "2", "--batch-size", "4", "--repeats", "1", "--compile", "--freezing",
+        out=tmp_path / "extraction.csv",
+    )  # fmt: skip
+    row = table.iloc[0]
+    assert bool(row.freezing) and min(row.compiled_tok_s, row.ours_tok_s) > 0
