@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch._inductor.config
 
 from midalign.benchmarking import DEVICES, check_device, environment, synchronize, timed
 from midalign.corpora.languages import PRESETS
@@ -136,6 +135,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = check_device(args.device)
     if args.freezing:  # inference only, as extraction is; each block's weights become constants of its own graph
+        import torch._inductor.config  # only here: importing inductor costs seconds that plain runs should not pay
+
         torch._inductor.config.freezing = True
     if args.threads:
         torch.set_num_threads(args.threads)

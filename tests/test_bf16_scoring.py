@@ -47,7 +47,7 @@ def test_gaps_and_margins_against_a_loop() -> None:
 def test_layer_decisions_counts_near_ties_as_uncertain() -> None:
     rng = np.random.default_rng(2)
     base = rng.normal(size=(20, 64))
-    far = {name: value for name, value in bf16_scoring.layer_decisions(np.stack([base, base, base]), 0).items()}
+    far = bf16_scoring.layer_decisions(np.stack([base, base, base]), 0)
     assert far["retrieval_uncertain"] == far["margin_uncertain"] == far["mexa_uncertain"] == 0
     assert far["retrieval_flipped_by_low"] == far["pairs_needing_fp32"] == 0
     tied = base.copy()
