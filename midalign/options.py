@@ -225,6 +225,9 @@ DEFAULT_UNSEEN_LANGS = [
     "tur_Latn", "vie_Latn", "ind_Latn", "eus_Latn", "cym_Latn", "hau_Latn_NG", "ibo_Latn", "ukr_Cyrl", "bul_Cyrl",
     "ell_Grek", "heb_Hebr", "pes_Arab", "ben_Beng", "tam_Taml", "jpn_Jpan", "kor_Hang", "hye_Armn",
 ]  # fmt: skip
+# Where the alignment loss takes its cosine (midalign.training.spaces says what each does and when to use it).
+AlignSpace = Literal["raw", "batch-centered", "centered", "language-centered", "standardized", "top-removed"]
+DEFAULT_ALIGN_SPACE = "raw"
 DEV_PAIRS = 100  # dev pairs per language: early stopping, merge sweeps, and the translation recipe's dev split
 MAX_SENTENCES_HELP = "Use only the first N parallel sentences of a multi-way corpus."
 # Every metric midalign-analyze can compute (`analysis.metrics` computes them): the pair metrics for every directed
@@ -407,6 +410,20 @@ class TrainConfig(OutputOptions, SeedOptions, TaskDataOptions, AlignmentOptions,
     )
     align_weight: float = option(ALIGN_WEIGHT_HELP, 1.0)
     temperature: float = option("InfoNCE temperature.", 0.1)
+    align_space: AlignSpace = option(
+        "Where the alignment loss takes its cosine: raw (the paper: the pooled states as they are), batch-centered "
+        "(each side minus its batch mean), centered (minus the base model's mean at layer k), language-centered "
+        "(minus the base model's mean of each sentence's language), standardized (per dimension, base model's "
+        "mean and std), top-removed (centered, top --space-rank principal directions removed). Statistics come "
+        "from the base model before training and are saved with the run and its adapters.",
+        DEFAULT_ALIGN_SPACE,
+    )
+    space_rank: int = option("Principal directions removed by --align-space top-removed.", 5)
+    space_sentences: int = option(
+        "Sentences per language (and of English) the base model's statistics at layer k are estimated on (the "
+        "first N training pairs by id hash); also what the anisotropy log before training measures.",
+        100,
+    )
     symmetric: bool = option("Average the loss over both retrieval directions.", False)
     gather_negatives: bool = option(
         "Under several processes, score each English sentence against every process's alignment pairs "
@@ -469,7 +486,8 @@ class TrainConfig(OutputOptions, SeedOptions, TaskDataOptions, AlignmentOptions,
             raise MidalignError("--dtype fp16 is not supported for training: use bf16 (autocast) or fp32")
         _check_layer(self.layer)
         _at_least(self, 1, "lora_r", "epochs", "task_batch_size", "grad_accum", "task_max_length", "align_max_length",
-                  "eval_max_length", "save_every", "keep_checkpoints", "dev_pairs", "max_steps")  # fmt: skip
+                  "eval_max_length", "save_every", "keep_checkpoints", "dev_pairs", "max_steps", "space_rank",
+                  "space_sentences")  # fmt: skip
         if self.eval_every < 0 or self.patience < 0:
             raise MidalignError("--eval-every and --patience must be 0 (off) or positive")
         if self.pairs_per_language is not None and self.pairs_per_language < 0:

@@ -122,6 +122,9 @@ class TrainingResolved:
     negatives: str | None = None
     total_steps: int | None = None
     warmup_steps: int | None = None
+    align_data_digest: str | None = None  # sha256 over the alignment corpus's files (midalign.corpora.pairs)
+    align_space_stats: dict = field(default_factory=dict)  # the space statistics' file, sample size, languages
+    anisotropy_at_layer: dict[str, dict] = field(default_factory=dict)  # raw and the loss's space, before training
     steps_done: int | None = None
     best_step: int | None = None
     dev_retrieval_best: float | None = None

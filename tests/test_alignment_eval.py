@@ -58,7 +58,8 @@ def test_dev_monitor_keeps_the_best_step_and_stops_after_patience(tmp_path) -> N
     scores = iter([0.50, 0.60, 0.55, 0.70, 0.65, 0.69, 0.90])  # steps 0, 2, 4, 6, 8, 10, (12: never reached)
     saved = []
     monitor = DevMonitor(
-        score=lambda: {"deu_Latn": next(scores)}, save=saved.append, every=2, patience=2, last_step=12,
+        score=lambda: {"retrieval_acc": {"deu_Latn": next(scores)}}, save=saved.append, every=2, patience=2,
+        last_step=12,
         path=tmp_path / "dev.csv", state=_State(),
     )  # fmt: skip
     stopped_at = next(step for step in range(13) if monitor(step))
@@ -69,12 +70,14 @@ def test_dev_monitor_keeps_the_best_step_and_stops_after_patience(tmp_path) -> N
     assert table[table.lang == "mean"].step.tolist() == [0, 2, 4, 6, 8, 10]
     # A resumed run (checkpoint at step 4) forgets the scores from step 4 on and counts the best again.
     again = DevMonitor(
-        score=lambda: {"deu_Latn": 0.8}, save=saved.append, every=2, patience=2, last_step=12,
+        score=lambda: {"retrieval_acc": {"deu_Latn": 0.8}, "centered_retrieval_acc": {"deu_Latn": 0.9}},
+        save=saved.append, every=2, patience=2, last_step=12,
         path=tmp_path / "dev.csv", state=_State(),
     )  # fmt: skip
     again.restore()
     assert not again(4) and again.best_step == 4 and again.best == 0.8
-    assert pd.read_csv(tmp_path / "dev.csv").step.max() == 4
+    table = pd.read_csv(tmp_path / "dev.csv")
+    assert table.step.max() == 4 and table.set_index(["step", "lang"]).centered_retrieval_acc[(4, "mean")] == 0.9
 
 
 def test_per_sentence_hits_average_to_the_analysis_metric() -> None:

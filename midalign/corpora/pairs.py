@@ -14,9 +14,11 @@ Both end as a `PairCorpus`: per language, aligned lists of ids, texts and Englis
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import datasets
 
@@ -170,3 +172,16 @@ def has_split(source: str, language: str, split: str) -> bool:
         return split in data.available_splits(source, language)
     except Exception:  # a source that cannot list splits has none we could use
         return False
+
+
+def corpus_digest(source: str) -> str:
+    """sha256 over a local corpus's data files (relative path and bytes of every parquet file, in path order), so a
+    run record says exactly which version of the data it used; a hub id is named, not hashed."""
+    path = Path(data.resolve_source(source))
+    if not path.is_dir():
+        return f"hub:{source}"
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*.parquet")):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return f"sha256:{digest.hexdigest()}"

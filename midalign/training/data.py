@@ -185,9 +185,12 @@ def build_pairs(corpus: PairCorpus, pairs_per_language: int | None, seed: int) -
     return pairs
 
 
-def tokenize_pairs(tokenizer, pairs: Sequence[AlignPair], max_length: int) -> tuple[list[dict], dict[str, int]]:
-    """Token ids of both sides as raw text (no chat template, special tokens added) plus the English row; and the
-    number of pairs dropped per language because a side is longer than `max_length` tokens.
+def tokenize_pairs(
+    tokenizer, pairs: Sequence[AlignPair], max_length: int, languages: Sequence[str] = ()
+) -> tuple[list[dict], dict[str, int]]:
+    """Token ids of both sides as raw text (no chat template, special tokens added), the English row and the
+    non-English side's position in `languages` (-1 if absent; English is the pivot, position 0 by convention);
+    and the number of pairs dropped per language because a side is longer than `max_length` tokens.
 
     A pair is never truncated: cutting two translations at `max_length` tokens cuts them at different points of
     the meaning, and they are no longer parallel."""
@@ -198,7 +201,8 @@ def tokenize_pairs(tokenizer, pairs: Sequence[AlignPair], max_length: int) -> tu
         if len(s) > max_length or len(t) > max_length:
             dropped[pair.src_lang] += 1
             continue
-        features.append({"src_ids": s, "tgt_ids": t, "row": pair.row})
+        lang = list(languages).index(pair.src_lang) if pair.src_lang in languages else -1
+        features.append({"src_ids": s, "tgt_ids": t, "row": pair.row, "lang": lang})
     if dropped:
         logger.warning(
             "%d alignment pair(s) longer than --align-max-length %d tokens left out (%s)",
@@ -212,7 +216,8 @@ def tokenize_pairs(tokenizer, pairs: Sequence[AlignPair], max_length: int) -> tu
 
 
 def collate_pairs(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Both sides right-padded separately ([B, T_src] and [B, T_tgt]) and the sentence rows [B]."""
+    """Both sides right-padded separately ([B, T_src] and [B, T_tgt]), the sentence rows [B] and the non-English
+    side's language positions [B]."""
     src, tgt = [f["src_ids"] for f in features], [f["tgt_ids"] for f in features]
     return {
         "src_input_ids": _pad(src, pad_token_id),
@@ -220,6 +225,7 @@ def collate_pairs(features: Sequence[dict], pad_token_id: int) -> dict[str, torc
         "tgt_input_ids": _pad(tgt, pad_token_id),
         "tgt_attention_mask": _pad([[1] * len(ids) for ids in tgt], 0),
         "rows": torch.tensor([f["row"] for f in features]),
+        "langs": torch.tensor([f.get("lang", -1) for f in features]),
     }
 
 

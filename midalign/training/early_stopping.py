@@ -1,10 +1,12 @@
 """Early stopping for alignment training: dev retrieval at the aligned layer every N steps, best adapter kept.
 
-The score is the mean over languages of retrieval accuracy (both directions) among each language's dev pairs, at
+The score is the mean over languages of retrieval accuracy (both directions) among each language's dev pairs, by
+raw cosine (what midalign-analyze measures, whatever space the loss takes its cosine in), at
 step 0 (the base model: the LoRA update starts at exactly zero) and every `every` optimizer steps and at the last
 step. Whenever it beats the best so far the adapter is saved to OUT/best; after `patience` scores without
 improvement training stops. The run's final adapter is the best one, so a run whose training never helps dev
-retrieval ends with the zero update (the base model) instead of a worse adapter.
+retrieval ends with the zero update (the base model) instead of a worse adapter. Other metrics the scorer returns
+(the same retrieval with each language's states centred, as midalign-analyze --center) are logged beside it.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from midalign import distributed
 
 logger = logging.getLogger(__name__)
 
-DEV_COLUMNS = ("step", "lang", "retrieval_acc")
+DEV_COLUMNS = ("step", "lang", "retrieval_acc", "centered_retrieval_acc")
+SELECTION = "retrieval_acc"  # the metric that picks the best step
 
 
 @dataclass
 class DevMonitor:
     """Called after every optimizer step (`Trainer.train(on_step=...)`); returns whether to stop."""
 
-    score: Callable[[], dict[str, float]]  # per-language dev retrieval (main process only)
+    score: Callable[[], dict[str, dict[str, float]]]  # {metric: {lang: value}} on dev (main process only)
     save: Callable[[int], None]  # save the current adapter as the best (main process only)
     every: int
     patience: int
@@ -39,7 +42,8 @@ class DevMonitor:
     best: float = -math.inf
     best_step: int | None = None
     since_best: int = 0
-    history: list[tuple[int, str, float]] = field(default_factory=list)
+    history: list[tuple[int, str, float]] = field(default_factory=list)  # (step, lang, selection metric)
+    extra: dict[tuple[int, str], dict[str, float]] = field(default_factory=dict)  # the other metrics
     started: bool = False
 
     def due(self, step: int) -> bool:
@@ -55,9 +59,14 @@ class DevMonitor:
             return False
         stop = False
         if self.state.is_main_process:
-            scores = self.score()
+            metrics = self.score()
+            scores = metrics[SELECTION]
             mean = sum(scores.values()) / len(scores)
             self.history += [(step, lang, value) for lang, value in scores.items()] + [(step, "mean", mean)]
+            for metric, values in metrics.items():
+                if metric != SELECTION:
+                    for lang, value in {**values, "mean": sum(values.values()) / len(values)}.items():
+                        self.extra.setdefault((step, lang), {})[metric] = value
             self._write()
             self._recount()
             if self.best_step == step:
@@ -73,7 +82,9 @@ class DevMonitor:
         with self.path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(DEV_COLUMNS)
-            writer.writerows((step, lang, f"{value:.6g}") for step, lang, value in self.history)
+            for step, lang, value in self.history:
+                other = self.extra.get((step, lang), {})
+                writer.writerow([step, lang, f"{value:.6g}", *(_cell(other.get(name)) for name in DEV_COLUMNS[3:])])
 
     def _recount(self) -> None:
         """Best score, its step and the scores since, from the history of mean scores."""
@@ -91,12 +102,17 @@ class DevMonitor:
         if not self.path.exists():
             return
         with self.path.open(newline="") as handle:
-            self.history = [(int(r["step"]), r["lang"], float(r["retrieval_acc"])) for r in csv.DictReader(handle)]
+            rows = list(csv.DictReader(handle))
+        self.history = [(int(r["step"]), r["lang"], float(r[SELECTION])) for r in rows]
+        self.extra = {
+            (int(r["step"]), r["lang"]): {name: float(r[name]) for name in DEV_COLUMNS[3:] if r.get(name)} for r in rows
+        }
         self._recount()
 
     def forget_from(self, step: int) -> None:
         """Drop the scores of step `step` on, then recount the best."""
         self.history = [row for row in self.history if row[0] < step]
+        self.extra = {key: value for key, value in self.extra.items() if key[0] < step}
         if self.history:
             self._write()
         else:
@@ -113,3 +129,7 @@ class DevMonitor:
             "stopped_early": bool(means) and means[-1][0] < self.last_step,
             "adapter": "best dev step" if self.best_step is not None else "last step",
         }
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"

@@ -228,6 +228,21 @@ def dev_retrieval(
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> dict[str, float]:
     """Retrieval accuracy at `layer` (mean of both directions) among each language's dev pairs."""
+    return dev_scores(model, tokenizer, dev, layer, max_length, batch_size, autocast)["retrieval_acc"]
+
+
+def dev_scores(
+    model: torch.nn.Module,
+    tokenizer,
+    dev: PairCorpus,
+    layer: int,
+    max_length: int,
+    batch_size: int = 16,
+    autocast: contextlib.AbstractContextManager | None = None,
+) -> dict[str, dict[str, float]]:
+    """{metric: {lang: value}} at `layer` among each language's dev pairs: `retrieval_acc` by raw cosine (mean of
+    both directions) and `centered_retrieval_acc`, the same with each side's states minus their mean over the
+    language's dev pairs (midalign-analyze --center)."""
     english = {}  # English sentences by id: a multi-way dev set shares them between languages
     for pairs in dev.pairs.values():
         english.update(zip(pairs.ids, pairs.english, strict=True))
@@ -235,9 +250,12 @@ def dev_retrieval(
     texts["en"] = list(english.values())
     states = corpus_states(model, tokenizer, texts, [layer], max_length, batch_size, autocast=autocast)
     position = {sentence_id: i for i, sentence_id in enumerate(english)}
-    scores = {}
+    scores: dict[str, dict[str, float]] = {"retrieval_acc": {}, "centered_retrieval_acc": {}}
     for lang, pairs in dev.pairs.items():
-        en = states["en"][[position[i] for i in pairs.ids], 0]  # [N, H]
-        x_to_en, en_to_x = retrieval_hits(torch.from_numpy(states[f"x:{lang}"][:, 0]), torch.from_numpy(en))
-        scores[lang] = float((x_to_en.mean() + en_to_x.mean()) / 2)
+        x = torch.from_numpy(states[f"x:{lang}"][:, 0])  # [N, H]
+        en = torch.from_numpy(states["en"][[position[i] for i in pairs.ids], 0])  # [N, H]
+        spaces = {"retrieval_acc": (x, en), "centered_retrieval_acc": (x - x.mean(0), en - en.mean(0))}
+        for metric, (a, b) in spaces.items():
+            x_to_en, en_to_x = retrieval_hits(a, b)
+            scores[metric][lang] = float((x_to_en.mean() + en_to_x.mean()) / 2)
     return scores

@@ -5,7 +5,8 @@ For a batch of B parallel pairs with pooled states x (the non-English side) and 
 i.e. every English anchor i picks its own translation among the B non-English sentences (softmax over the
 non-English side). `symmetric` averages this with the other direction (every x_i picks among the English side).
 Gradients flow into both sides. As in sentence-transformers, the module only holds settings; the maths is the
-pure function `alignment_loss`.
+pure function `alignment_loss`. The module first maps both sides into its `AlignmentSpace`
+(`midalign.training.spaces`: `raw`, the paper's, passes them through untouched).
 
 One addition to the paper: pairs resampled over languages can put two translations of the same sentence in one
 batch (deu #5 and fra #5 both paired with eng #5). Given `ids`, an off-diagonal entry whose sentence id equals
@@ -17,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from midalign.training.spaces import AlignmentSpace
 
 
 def cos_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -54,17 +57,27 @@ def alignment_loss(
 
 
 class AlignmentLoss(nn.Module):
-    """Holds the loss settings (temperature, symmetric); forward(x, en, ids) returns the scalar loss."""
+    """Holds the loss settings (temperature, symmetric, space); forward(x, en, ids, ...) returns the scalar loss."""
 
-    def __init__(self, temperature: float = 0.1, symmetric: bool = False) -> None:
+    def __init__(self, temperature: float = 0.1, symmetric: bool = False, space: AlignmentSpace | None = None) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.symmetric = symmetric
+        self.space = space if space is not None else AlignmentSpace("raw")
 
-    def forward(self, x: torch.Tensor, en: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Loss of pooled non-English states x [B, H] against English en [B, H]."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        en: torch.Tensor,
+        ids: torch.Tensor | None = None,
+        x_langs: torch.Tensor | None = None,
+        en_langs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss of pooled non-English states x [B, H] against English en [B, H], taken in the module's space;
+        `*_langs` [B] are each row's language (rows of the space's statistics), needed by `language-centered`."""
+        x, en = self.space(x, en, x_langs, en_langs)  # [B, H] each
         return alignment_loss(x, en, self.temperature, self.symmetric, ids)
 
     def extra_repr(self) -> str:

@@ -10,7 +10,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from midalign.corpora.languages import resolve_language, resolve_languages
 from midalign.corpora.pairs import (
     DEV_SPLIT,
     PairCorpus,
+    corpus_digest,
     from_parallel,
     has_split,
     is_pair_source,
@@ -34,6 +35,7 @@ from midalign.options import DEFAULT_UNSEEN_LANGS, AnalyzeConfig, TrainConfig, d
 from midalign.records import RECORD_FILE, TrainingRecord
 from midalign.training import data as train_data
 from midalign.training import evaluation as train_eval
+from midalign.training.spaces import SPACE_FILE, AlignmentSpace, SpaceStats
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,8 @@ RESUME_FREE = {
     "resume", "overwrite", "out", "device", "save_every", "keep_checkpoints", "eval_batch_size", "eval", "cache_dir",
 }  # fmt: skip
 OUTPUTS = (
-    "checkpoints", "adapter", "best", "steps.csv", "dev.csv", "eval_before.csv", "eval_after.csv", "eval_hits.parquet",
-    "eval_summary.csv",
+    SPACE_FILE, "checkpoints", "adapter", "best", "steps.csv", "dev.csv", "eval_before.csv", "eval_after.csv",
+    "eval_hits.parquet", "eval_summary.csv",
 )  # fmt: skip
 
 
@@ -235,13 +237,18 @@ def run(config: TrainConfig) -> TrainingRecord:
     if analysed is not None and analysed != identity:
         logger.warning("the layer was picked by an analysis of %s, but this run trains %s", analysed, identity)
     pairs = train_data.build_pairs(data.train, config.pairs_per_language or None, config.seed)
-    pair_features, too_long = train_data.tokenize_pairs(tokenizer, pairs, align_max_length)
+    space_languages = [english, *data.train.languages]  # rows of the space statistics; English first (position 0)
+    pair_features, too_long = train_data.tokenize_pairs(tokenizer, pairs, align_max_length, space_languages)
     task_features = train_data.tokenize_task(tokenizer, task, task_max_length) if task else None
     targets = resolve_target_modules(model, config.target_modules)
     set_seed(config.seed)  # LoRA's A matrices are drawn here
     model = attach_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, targets)
     trainer = Trainer(config, model, tokenizer, layer, task_features, pair_features, out, precision)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    space, diagnostic = _alignment_space(
+        config, data.train, space_languages, model, tokenizer, layer, align_max_length, trainer, out
+    )
+    trainer.use_space(space)
     resolved = {
         "layer": layer,
         "layer_source": layer_source,
@@ -276,6 +283,9 @@ def run(config: TrainConfig) -> TrainingRecord:
         "negatives": "gathered from every process" if trainer.gather_negatives else "per process (in-batch)",
         "total_steps": trainer.total_steps,
         "warmup_steps": trainer.warmup,
+        "align_data_digest": corpus_digest(config.align_data),
+        "align_space_stats": {"file": SPACE_FILE, "n_sentences": space.stats.n_sentences, "languages": space.languages},
+        "anisotropy_at_layer": diagnostic,
     }
     if main:
         TrainingRecord.create(config, **resolved).save(out)
@@ -316,9 +326,9 @@ def run(config: TrainConfig) -> TrainingRecord:
     monitor = None
     if data.dev is not None and config.eval_every > 0 and not task:  # dev retrieval says nothing of a task
         monitor = DevMonitor(
-            score=lambda: train_eval.dev_retrieval(model, tokenizer, data.dev, layer, align_max_length,
+            score=lambda: train_eval.dev_scores(model, tokenizer, data.dev, layer, align_max_length,
                                                    config.eval_batch_size, trainer.autocast()),
-            save=lambda step: model.save_pretrained(str(out / "best")),
+            save=lambda step: _save_adapter(model, space, out / "best"),
             every=config.eval_every,
             patience=config.patience,
             last_step=trainer.total_steps,
@@ -336,7 +346,7 @@ def run(config: TrainConfig) -> TrainingRecord:
             train_data.load_adapter_weights(model, out / "best")
     if not main:
         return TrainingRecord.create(config, **resolved)
-    model.save_pretrained(str(out / "adapter"))
+    _save_adapter(model, space, out / "adapter")
     if before_hits is not None:
         states = evaluate("after")
         train_eval.write_eval(out, "eval_after.csv", train_eval.tidy_metrics(states, english, "after"))
@@ -356,6 +366,66 @@ def run(config: TrainConfig) -> TrainingRecord:
     record.save(out)
     logger.info("done in %.1f s; adapter in %s", resolved["wall_seconds"], out / "adapter")
     return record
+
+
+def _save_adapter(model, space: AlignmentSpace, folder: Path) -> None:
+    """The peft adapter and, beside it, the alignment space statistics it was trained with."""
+    model.save_pretrained(str(folder))
+    space.stats.save(folder)
+
+
+def _alignment_space(config, train, languages, model, tokenizer, layer, max_length, trainer, out):
+    """The run's alignment space (statistics estimated on the base model, or those of the run being resumed) and
+    the anisotropy at layer k, raw and in that space, of the statistics' sample; logs both and warns when the loss
+    is bound to start at chance."""
+    import torch
+
+    from midalign.analysis.anisotropy import pair_anisotropy
+
+    sample = train_data.first_pairs_by_hash(train, config.space_sentences)
+    english = {}
+    for pairs in sample.pairs.values():
+        english.update(zip(pairs.ids, pairs.english, strict=True))
+    texts = {lang: pairs.texts for lang, pairs in sample.pairs.items()}
+    texts[languages[0]] = list(english.values())
+    state = distributed.process_state(config.device)
+    # Before the first step the LoRA update is exactly zero: these are the base model's states.
+    found = train_eval.corpus_states(model, tokenizer, texts, [layer], max_length, config.eval_batch_size,
+                                     autocast=trainer.autocast())  # fmt: skip
+    states = {lang: torch.from_numpy(found[lang][:, 0]) for lang in languages if lang in found}
+    saved = out / SPACE_FILE
+    if config.resume and saved.exists():
+        stats = SpaceStats.load(out)
+    else:
+        stats = SpaceStats.estimate(states, layer)
+        if state.is_main_process:
+            stats.save(out)
+    space = AlignmentSpace(config.align_space, stats, config.space_rank)
+    position = {sentence_id: i for i, sentence_id in enumerate(english)}
+    x = torch.cat([states[lang] for lang in sample.languages])  # [N, H]
+    en = torch.cat([states[languages[0]][[position[i] for i in sample.pairs[lang].ids]] for lang in sample.languages])
+    langs = torch.tensor([languages.index(lang) for lang in sample.languages for _ in sample.pairs[lang].ids])
+    with torch.no_grad():
+        in_space = space.to(x.device)(x, en, langs, torch.zeros_like(langs))
+    diagnostic = {}
+    for name, (a, b) in {"raw": (x, en), config.align_space: in_space}.items():
+        found = pair_anisotropy(a, b)
+        diagnostic[name] = {**asdict(found), "top_dims": list(found.top_dims),
+                            "logit_gap": found.logit_gap(config.temperature)}  # fmt: skip
+        logger.info(
+            "layer %d, %s space (%d sentences): mean norm %.4g, dim %d holds %.1f%% of the squared norm, top 5 %.1f%%; "
+            "cosine of translations %.4f vs %.4f for other pairs: InfoNCE logit gap %.3f at T = %g",
+            layer, name, found.n_sentences, found.mean_norm, found.top_dims[0], 100 * found.top1_share,
+            100 * found.top5_share, found.cosine_parallel, found.cosine_nonparallel,
+            found.logit_gap(config.temperature), config.temperature,
+        )  # fmt: skip
+        if name == config.align_space and found.bound_to_chance(config.temperature):
+            logger.warning(
+                "the alignment loss is bound to start at chance (ln B) in the %s space: translations stand out by "
+                "%.3f logit at T = %g; a better-conditioned --align-space (midalign.training.spaces) or a lower "
+                "--temperature lets it learn", name, found.logit_gap(config.temperature), config.temperature,
+            )  # fmt: skip
+    return space, diagnostic
 
 
 def _cached_before(config, evaluation, model, tokenizer, identity, precision, max_length, autocast, evaluate):

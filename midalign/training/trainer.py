@@ -64,6 +64,7 @@ from midalign.models.representations import decoder_blocks, forward_layers, pool
 from midalign.options import default_lr
 from midalign.training import losses
 from midalign.training.data import CycledBatchSampler, collate_pairs, collate_task, load_adapter_weights, n_batches
+from midalign.training.spaces import AlignmentSpace
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class Trainer:
                 f"flags): leave it unset; midalign-train accumulates by --grad-accum ({config.grad_accum}) itself"
             )
         n_processes, rank = self.accelerator.num_processes, self.accelerator.process_index
-        self.align_loss = losses.AlignmentLoss(config.temperature, config.symmetric)
+        self.align_loss = losses.AlignmentLoss(config.temperature, config.symmetric)  # raw until `use_space`
         self.gather_negatives = bool(getattr(config, "gather_negatives", False)) and n_processes > 1
         use_align = bool(pairs) and not (task and config.align_weight == 0)  # weight 0: the task-only baseline
         self.kinds = _pattern(config.mode, has_task=bool(task), has_align=use_align)
@@ -205,6 +206,10 @@ class Trainer:
         # at the first batches to even out processes); batches are moved to the device in `_micro_batches`.
         self.loaders = loaders
 
+    def use_space(self, space: AlignmentSpace) -> None:
+        """Take the alignment loss's cosine in `space` (its statistics go into every checkpoint's adapter folder)."""
+        self.align_loss.space = space.to(self.accelerator.device)
+
     def autocast(self) -> torch.autocast:
         """bf16 autocast on this process's device in a bf16 run (LoRA weights and optimizer stay fp32), else none."""
         return torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
@@ -227,6 +232,8 @@ class Trainer:
         self.accelerator.save_state(str(path))
         if main:
             self.model.save_pretrained(str(path / "adapter"))
+            if self.align_loss.space.stats is not None:
+                self.align_loss.space.stats.save(path / "adapter")
         self.accelerator.wait_for_everyone()
         if main:
             state = {
@@ -296,10 +303,10 @@ class Trainer:
         """InfoNCE at layer k between the non-English side and English, in-batch negatives."""
         x = self.embed(batch["src_input_ids"], batch["src_attention_mask"])  # [B, H]
         en = self.embed(batch["tgt_input_ids"], batch["tgt_attention_mask"])  # [B, H]
-        rows = batch["rows"]  # [B]
+        rows, langs = batch["rows"], batch["langs"]  # [B] each
         if self.gather_negatives:  # every process's pairs: [B_global, H], this process's own rows keep their graph
-            x, en, rows = (self._global_batch(local) for local in (x, en, rows))
-        return self.align_loss(x, en, rows)
+            x, en, rows, langs = (self._global_batch(local) for local in (x, en, rows, langs))
+        return self.align_loss(x, en, rows, x_langs=langs, en_langs=torch.zeros_like(langs))  # English: position 0
 
     def _global_batch(self, local: torch.Tensor) -> torch.Tensor:
         """Every process's rows in rank order [B_global, ...], this process's own ones being `local` itself.
