@@ -71,6 +71,14 @@ def test_end_to_end_outputs_and_independent_check(tiny_model_dir: Path, flores_d
     assert (out / f"figures/language_heatmap_layer{selection['layer']}.png").exists()
     report = (out / "report.html").read_text(encoding="utf-8")
     assert all(f'"{code}"' in report for code in CODES) and "Plotly.newPlot" in report
+    assert "anisotropy_top1_share" in report, "the report draws anisotropy.csv's curves"
+    # Anisotropy: the mean cosine of translations is the mean over directed pairs of the pair table's cosine.
+    anisotropy = pd.read_csv(out / "anisotropy.csv").set_index("layer")
+    assert (out / "figures/anisotropy.png").stat().st_size > 0 and list(anisotropy.index) == [0, 1, 2, 3, 4]
+    cosine = pairs[pairs.metric == "cosine"].groupby("layer").value.mean()
+    np.testing.assert_allclose(anisotropy.cosine_parallel, cosine, rtol=1e-5)
+    assert ((anisotropy.top1_share > 0) & (anisotropy.top1_share <= anisotropy.top5_share)).all()
+    assert (anisotropy.top5_share <= 1 + 1e-9).all() and (anisotropy.n_sentences == 4 * 18).all()
 
     devtest = {code: FLORES_LIKE[code][12:30] for code in CODES}
     reference = naive_retrieval(tiny_model_dir, devtest)

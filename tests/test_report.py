@@ -142,6 +142,23 @@ def test_probe_overall_rows_are_the_layer_curve(tmp_path: Path) -> None:
     assert "<extra>probe_accuracy</extra>" in _unescaped(build_report([run]))
 
 
+def test_anisotropy_rows_are_layer_curves(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(RUN_B, run_dir)
+    shares = np.linspace(0.9, 0.5, 7)
+    pd.DataFrame({
+        "layer": range(7), "n_sentences": 40, "mean_norm": 10.0, "cosine_parallel": 0.99, "cosine_nonparallel": 0.98,
+        "top1_share": shares, "top5_share": shares + 0.05, "top1_dim": 3, "top5_dims": "3;1;2;4;5",
+    }).to_csv(run_dir / "anisotropy.csv", index=False)  # fmt: skip
+    run = read_report_run(run_dir)
+    overall = run.overall[run.overall["metric"] == "anisotropy_top1_share"].sort_values("layer")
+    np.testing.assert_allclose(overall["value"], shares)
+    assert "<extra>anisotropy_top1_share</extra>" in _unescaped(build_report([run]))
+    from midalign.viz.plots import plot_anisotropy
+
+    assert len(plot_anisotropy(run.run).axes) == 2
+
+
 def test_two_runs_side_by_side_and_difference(tmp_path: Path) -> None:
     runs = [read_report_run(RUN_A, "A"), read_report_run(RUN_B, "B")]
     layer_fig = layer_language_figure(runs)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
-ANISOTROPY_COLUMNS = (
-    "layer", "n_sentences", "mean_norm", "cosine_parallel", "cosine_nonparallel", "top1_share", "top5_share",
-    "top1_dim", "top5_dims",
-)  # fmt: skip
+from midalign.analysis.tables import ANISOTROPY_COLUMNS
+
 TOP = 5
 
 
@@ -106,3 +105,13 @@ def anisotropy_table(states: torch.Tensor, layers: list[int]) -> pd.DataFrame:
             found.top1_share, found.top5_share, found.top_dims[0], ";".join(map(str, found.top_dims)),
         ))  # fmt: skip
     return pd.DataFrame(rows, columns=list(ANISOTROPY_COLUMNS))
+
+
+def anisotropy_layers(states: dict, languages: list[str], layers: list[int]) -> pd.DataFrame:
+    """Tidy per-layer anisotropy (ANISOTROPY_COLUMNS) of a run's states {lang: [N, n_layers, H]}, one layer stacked
+    at a time (a 442-language run's every layer at once would not fit a laptop in float64)."""
+    rows = []
+    for position, layer in enumerate(layers):
+        stacked = torch.from_numpy(np.stack([np.asarray(states[lang][:, position]) for lang in languages]))
+        rows.append(anisotropy_table(stacked.unsqueeze(2), [layer]))
+    return pd.concat(rows, ignore_index=True)

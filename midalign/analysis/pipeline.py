@@ -14,9 +14,10 @@ import pandas as pd
 import torch
 
 from midalign import distributed
+from midalign.analysis.anisotropy import anisotropy_layers
 from midalign.analysis.metrics import ALL_METRICS, PIVOT_METRICS, all_layer_metrics
 from midalign.analysis.select import select_layer
-from midalign.analysis.tables import layer_summary, pairs_frame, per_language_frame
+from midalign.analysis.tables import ANISOTROPY_FILE, layer_summary, pairs_frame, per_language_frame
 from midalign.cli import prepare_output_dir
 from midalign.corpora.languages import PRESETS, UnknownLanguageError, language_info, resolve_language
 from midalign.corpora.parallel import load_parallel
@@ -36,7 +37,7 @@ CSV_ROW_LIMIT = 3_000_000
 # finished analysis trust config.json and selection.json to describe one run).
 RESULT_FILES = (
     "selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv", "probe.csv",
-    "report.html",
+    "report.html", ANISOTROPY_FILE,
 )  # fmt: skip
 
 
@@ -284,6 +285,9 @@ def _score_and_write(
         time.perf_counter() - metric_start,
     )
     write_tables(out, matrices, languages, layers, len(corpus.ids))
+    # Cheap (one pass over the states per layer) and what tells a user whether a raw-cosine loss can learn here.
+    table = anisotropy_layers(states, languages, layers)
+    table.to_csv(out / ANISOTROPY_FILE, index=False, float_format="%.6g")
     if config.probe:
         from midalign.analysis.probe import language_probe  # scikit-learn: only when asked for
 
@@ -293,6 +297,13 @@ def _score_and_write(
     selection["languages"] = languages
     (out / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
     runner = selection["runner_up"]
+    at = table.set_index("layer").loc[selection["layer"]]
+    logger.info(
+        "anisotropy at layer %d: mean cosine %.4f between different sentences, %.4f between translations; dim %d "
+        "holds %.1f%% of the squared norm, the top 5 %.1f%% (%s)",
+        selection["layer"], at.cosine_nonparallel, at.cosine_parallel, at.top1_dim, 100 * at.top1_share,
+        100 * at.top5_share, ANISOTROPY_FILE,
+    )  # fmt: skip
     logger.info(
         "selected layer %d of %d (mean %s %.3f; runner-up %s)",
         selection["layer"],

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import leaves_list, linkage
 
+from midalign.analysis.tables import ANISOTROPY_COLUMNS, ANISOTROPY_FILE
 from midalign.errors import MidalignError
 from midalign.options import METRICS, PIVOT_METRICS
 
@@ -70,6 +71,7 @@ class AnalysisRun:
     layers: pd.DataFrame  # layer, metric, group_by, group, mean, std, min, max, n
     pairs_path: Path | None  # None: a run read with `require_pairs=False` whose pair table is not there
     probe: pd.DataFrame | None = None  # layer, lang, accuracy, n, chance (lang "all": every language); --probe only
+    anisotropy: pd.DataFrame | None = None  # anisotropy.csv (midalign.analysis.anisotropy); runs made since it exists
     _pairs: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -329,6 +331,10 @@ def load_run(path: str | Path, require_pairs: bool = True) -> AnalysisRun:
     if (path / "probe.csv").is_file():
         probe = _read_csv(path / "probe.csv", numeric=("layer", "accuracy", "n", "chance"))
         _check_columns(probe, ("layer", "lang", "accuracy", "n", "chance"), path / "probe.csv")
+    anisotropy = None
+    if (path / ANISOTROPY_FILE).is_file():
+        anisotropy = _read_csv(path / ANISOTROPY_FILE, numeric=tuple(c for c in ANISOTROPY_COLUMNS if c != "top5_dims"))
+        _check_columns(anisotropy, ANISOTROPY_COLUMNS, path / ANISOTROPY_FILE)
     logger.debug("loaded run %s (%d languages, pairs from %s)", path, len(languages), pairs_path)
     return AnalysisRun(
         path=path,
@@ -339,4 +345,5 @@ def load_run(path: str | Path, require_pairs: bool = True) -> AnalysisRun:
         layers=layers,
         pairs_path=pairs_path,
         probe=probe,
+        anisotropy=anisotropy,
     )

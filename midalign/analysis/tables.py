@@ -13,6 +13,13 @@ import pandas as pd
 
 from midalign.options import PIVOT_METRICS
 
+# Written by midalign.analysis.anisotropy (torch); named here so that reading a run never imports torch.
+ANISOTROPY_FILE = "anisotropy.csv"
+ANISOTROPY_COLUMNS = (
+    "layer", "n_sentences", "mean_norm", "cosine_parallel", "cosine_nonparallel", "top1_share", "top5_share",
+    "top1_dim", "top5_dims",
+)  # fmt: skip
+
 GROUPINGS = ("script", "family", "resource_level")
 
 

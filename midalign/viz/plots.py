@@ -554,6 +554,38 @@ def plot_probe_retrieval(run: AnalysisRun, metric: str = "retrieval_acc") -> Fig
     return fig
 
 
+def plot_anisotropy(run: AnalysisRun) -> Figure:
+    """Anisotropy per layer (anisotropy.csv): mean cosine of translations and of different sentences (left), and the
+    share of the squared norm held by the largest dimension and the largest five (right), the selected layer marked.
+    Cosines near 1 for every pair mean a raw-cosine metric or loss sees almost nothing but a few dimensions."""
+    if run.anisotropy is None:
+        raise MidalignError(f"{run.path} has no anisotropy.csv (made by midalign-analyze since it writes one)")
+    table = run.anisotropy.sort_values("layer")
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2, sharex=True)
+    left.plot(table.layer, table.cosine_parallel, color="C0", lw=2, marker="o", ms=3.5, label="translations")
+    left.plot(table.layer, table.cosine_nonparallel, color="C1", lw=2, marker="s", ms=3, label="different sentences")
+    left.set_ylabel("mean cosine of mean-pooled states")
+    left.set_title("cosine of sentence pairs", fontsize=10)
+    right.plot(table.layer, table.top1_share, color="C3", lw=2, marker="o", ms=3.5, label="largest dimension")
+    right.plot(table.layer, table.top5_share, color="C4", lw=1.5, marker="s", ms=3, label="largest 5 dimensions")
+    for row in table.itertuples():
+        right.annotate(str(int(row.top1_dim)), (row.layer, row.top1_share), fontsize=6, ha="center",
+                       xytext=(0, 4), textcoords="offset points")  # fmt: skip
+    right.set_ylim(0, 1.08)
+    right.set_ylabel("share of the squared norm (labels: the largest dimension)")
+    right.set_title("how much a few dimensions hold", fontsize=10)
+    selected = run.selected_layer
+    for ax in (left, right):
+        ax.axvline(selected, color="0.3", ls=":", lw=1.3, label=f"selected layer {selected}")
+        ax.set_xlabel(LAYER_LABEL)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(table), 20)))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"{run.label}: {len(run.codes)} languages — anisotropy of the pooled states", fontsize=11)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     """Write a figure (creating parent folders) and return its path."""
     path = Path(path)
@@ -565,7 +597,8 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
 
 def save_run_figures(run: AnalysisRun, out_dir: str | Path, dpi: int = 150) -> list[Path]:
     """Write layer_curve.png, layer_language_heatmap.png and language_heatmap_layer{k}.png, with the pivot metrics
-    pivot_curves.png and mexa_layer_language_heatmap.png, with a probe probe_retrieval.png; return paths."""
+    pivot_curves.png and mexa_layer_language_heatmap.png, with a probe probe_retrieval.png, and anisotropy.png;
+    return paths."""
     out_dir = Path(out_dir)
     curve_metric = run.selection.get("metric", "retrieval_acc")
     curve_metric = curve_metric if curve_metric in run.metrics else run.metrics[0]
@@ -591,4 +624,6 @@ def save_run_figures(run: AnalysisRun, out_dir: str | Path, dpi: int = 150) -> l
         )
     if run.probe is not None and "retrieval_acc" in run.metrics:
         paths.append(save_figure(plot_probe_retrieval(run), out_dir / "probe_retrieval.png", dpi))
+    if run.anisotropy is not None:
+        paths.append(save_figure(plot_anisotropy(run), out_dir / "anisotropy.png", dpi))
     return paths

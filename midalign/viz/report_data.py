@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 PROBE_FILE = "probe.csv"
 OVERALL_PROBE = "all"  # probe.csv's row of every language (midalign.analysis.probe.OVERALL)
+ANISOTROPY_PREFIX = "anisotropy_"  # anisotropy.csv's columns join the per-layer curves as anisotropy_<column>
 PROBE_PREFIX = "probe_"  # probe.csv's value columns join the metrics as probe_<column>
 MetricKind = Literal["pairs", "pivot", "language"]
 
@@ -107,6 +108,14 @@ def read_probe(probe: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return per_lang[["layer", "lang", "metric", "value"]], per_layer[["layer", "metric", "value"]]
 
 
+def read_anisotropy(table: pd.DataFrame) -> pd.DataFrame:
+    """anisotropy.csv as tidy per-layer rows (`layer, metric, value`), metrics named anisotropy_<column>."""
+    columns = ["cosine_parallel", "cosine_nonparallel", "top1_share", "top5_share"]
+    rows = table.melt(id_vars=["layer"], value_vars=columns, var_name="metric")
+    rows["metric"] = ANISOTROPY_PREFIX + rows["metric"]
+    return rows[["layer", "metric", "value"]]
+
+
 def read_report_run(path: str | Path, label: str | None = None) -> ReportRun:
     """Load an analysis run for the report (its pair table is optional: without it, no language x language map)."""
     run = load_run(path, require_pairs=False)
@@ -121,6 +130,8 @@ def read_report_run(path: str | Path, label: str | None = None) -> ReportRun:
         overall = pd.concat([overall, probe_layers], ignore_index=True)
         logger.info("%s: probe metrics %s", probe_path, ", ".join(sorted(set(probe_langs["metric"]) |
                                                                           set(probe_layers["metric"]))))  # fmt: skip
+    if run.anisotropy is not None:  # per-layer curves only: anisotropy is a property of all languages together
+        overall = pd.concat([overall, read_anisotropy(run.anisotropy)], ignore_index=True)
     # A metric with per-language rows but no overall row (a probe per language): its mean over languages.
     missing = set(per_language["metric"]) - set(overall["metric"])
     if missing:
