@@ -132,6 +132,7 @@ class TrainingResolved:
     stopped_early: bool | None = None
     adapter: str | None = None  # which weights OUT/adapter holds: "best dev step" or "last step"
     eval_retrieval_at_layer: dict[str, dict] = field(default_factory=dict)
+    eval_centered_retrieval_at_layer: dict[str, dict] = field(default_factory=dict)  # each language centred
     wall_seconds: float | None = None
 
 

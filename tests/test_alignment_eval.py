@@ -278,3 +278,17 @@ def test_cache_dir_serves_the_base_states_of_a_later_run(tiny_gemma_dir, pairs_d
     uncached = tmp_path / "uncached"
     assert main([*common[:-2], "--out", str(uncached)]) == 0
     pd.testing.assert_frame_equal(first, pd.read_csv(uncached / "eval_before.csv"))
+
+
+def test_centred_hits_remove_each_languages_offset() -> None:
+    """A huge offset per language hides the translations from raw cosine; centring each language finds them."""
+    generator = torch.Generator().manual_seed(1)
+    meaning = torch.randn(10, 8, generator=generator)  # [N, H]
+    english = meaning + torch.tensor([500.0] + [0.0] * 7)
+    other = meaning + 0.1 * torch.randn(10, 8, generator=generator) + torch.tensor([0.0, 400.0] + [0.0] * 6)
+    states = {"eng_Latn": english[:, None].numpy(), "deu_Latn": other[:, None].numpy()}  # [N, 1 layer, H]
+    ids = [f"s{i}" for i in range(10)]
+    raw = hits_table(states, "eng_Latn", ids, "before")
+    centred = hits_table(states, "eng_Latn", ids, "before", center=True)
+    assert raw.hit.mean() < 0.5 and centred.hit.mean() == 1.0
+    assert list(centred.columns) == list(raw.columns) and len(centred) == len(raw) == 20

@@ -231,6 +231,9 @@ def test_cli_end_to_end(mode, tiny_gemma_dir, flores_dir, task_file, tmp_path) -
     assert float(rows[-1]["epoch"]) == 2.0
     summary = (out / "eval_summary.csv").read_text()
     assert "deu_Latn" in summary and "rus_Cyrl" in summary
+    centred = (out / "eval_summary_centered.csv").read_text()
+    assert centred.splitlines()[0] == summary.splitlines()[0]
+    assert resolved["eval_centered_retrieval_at_layer"]["aligned"]
     before = (out / "eval_before.csv").read_text().splitlines()
     assert before[0] == "stage,layer,src,tgt,metric,value" and "before,2,deu_Latn,eng_Latn,retrieval_acc" in "".join(
         before

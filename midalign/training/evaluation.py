@@ -40,6 +40,12 @@ SUMMARY_COLUMNS = (
     "after", "after_low", "after_high", "delta", "delta_low", "delta_high",
 )  # fmt: skip
 N_BOOTSTRAP = 2000
+# Per-sentence hits and their summary, by the space retrieval is measured in: raw cosine (what midalign-analyze
+# measures) and with each language's states centred on their mean over the evaluation sentences (--center).
+EVAL_FILES = {
+    "raw": ("eval_hits.parquet", "eval_summary.csv"),
+    "centered": ("eval_hits_centered.parquet", "eval_summary_centered.csv"),
+}
 
 
 def corpus_states(
@@ -125,8 +131,11 @@ def retrieval_hits(x: torch.Tensor, en: torch.Tensor) -> tuple[np.ndarray, np.nd
     return x_to_en.numpy(), en_to_x.numpy()
 
 
-def hits_table(states: Mapping[str, np.ndarray], english: str, ids: Sequence[str], stage: str) -> pd.DataFrame:
-    """Tidy per-sentence hits (HIT_COLUMNS) of every language against English at every layer."""
+def hits_table(
+    states: Mapping[str, np.ndarray], english: str, ids: Sequence[str], stage: str, center: bool = False
+) -> pd.DataFrame:
+    """Tidy per-sentence hits (HIT_COLUMNS) of every language against English at every layer; with `center`, each
+    language's states at a layer minus their mean first (as midalign-analyze --center)."""
     frames = []
     n_states = states[english].shape[1]  # L + 1 layers
     for lang, lang_states in states.items():
@@ -134,7 +143,10 @@ def hits_table(states: Mapping[str, np.ndarray], english: str, ids: Sequence[str
             continue
         for layer in range(n_states):
             # Copied: cached states are read-only memory maps, which torch cannot wrap without a warning.
-            hits = retrieval_hits(torch.tensor(lang_states[:, layer]), torch.tensor(states[english][:, layer]))
+            x, en = torch.tensor(lang_states[:, layer]), torch.tensor(states[english][:, layer])  # [N, H] each
+            if center:
+                x, en = x - x.mean(dim=0), en - en.mean(dim=0)
+            hits = retrieval_hits(x, en)
             for direction, values in zip(DIRECTIONS, hits, strict=True):
                 frames.append(
                     pd.DataFrame(

@@ -45,7 +45,7 @@ RESUME_FREE = {
 }  # fmt: skip
 OUTPUTS = (
     SPACE_FILE, "checkpoints", "adapter", "best", "steps.csv", "dev.csv", "eval_before.csv", "eval_after.csv",
-    "eval_hits.parquet", "eval_summary.csv",
+    "eval_hits.parquet", "eval_summary.csv", "eval_hits_centered.parquet", "eval_summary_centered.csv",
 )  # fmt: skip
 
 
@@ -311,18 +311,21 @@ def run(config: TrainConfig) -> TrainingRecord:
         return train_eval.corpus_states(model, tokenizer, evaluation.sentences, layers, eval_max_length,
                                         config.eval_batch_size, autocast=trainer.autocast())  # fmt: skip
 
-    before_hits = None
+    before_hits: dict[str, pd.DataFrame] = {}  # by evaluation space: raw, and each language centred
     if evaluation is not None:
-        hits_path = out / "eval_hits.parquet"
-        if config.resume and hits_path.exists():
-            before_hits = pd.read_parquet(hits_path)
-            before_hits = before_hits[before_hits.stage == "before"]
+        if config.resume and all((out / hits).exists() for hits, _ in train_eval.EVAL_FILES.values()):
+            for space_name, (hits, _) in train_eval.EVAL_FILES.items():
+                table = pd.read_parquet(out / hits)
+                before_hits[space_name] = table[table.stage == "before"]
         else:
             states = _cached_before(config, evaluation, model, tokenizer, identity, precision, eval_max_length,
                                     trainer.autocast(), evaluate)  # fmt: skip
             train_eval.write_eval(out, "eval_before.csv", train_eval.tidy_metrics(states, english, "before"))
-            before_hits = train_eval.hits_table(states, english, evaluation.ids, "before")
-            train_eval.write_eval(out, "eval_hits.parquet", before_hits)
+            for space_name, (hits, _) in train_eval.EVAL_FILES.items():
+                before_hits[space_name] = train_eval.hits_table(
+                    states, english, evaluation.ids, "before", center=space_name == "centered"
+                )
+                train_eval.write_eval(out, hits, before_hits[space_name])
     monitor = None
     if data.dev is not None and config.eval_every > 0 and not task:  # dev retrieval says nothing of a task
         monitor = DevMonitor(
@@ -347,20 +350,24 @@ def run(config: TrainConfig) -> TrainingRecord:
     if not main:
         return TrainingRecord.create(config, **resolved)
     _save_adapter(model, space, out / "adapter")
-    if before_hits is not None:
+    if before_hits:
         states = evaluate("after")
         train_eval.write_eval(out, "eval_after.csv", train_eval.tidy_metrics(states, english, "after"))
-        hits = pd.concat([before_hits, train_eval.hits_table(states, english, evaluation.ids, "after")])
-        train_eval.write_eval(out, "eval_hits.parquet", hits)
-        summary = train_eval.summarize(hits, data.groups)
-        train_eval.write_eval(out, "eval_summary.csv", summary)
-        train_eval.log_summary(summary, layer)
-        means = train_eval.group_means_at(summary, layer)
-        resolved["eval_retrieval_at_layer"] = {
-            row.group: {"before": row.before, "after": row.after, "delta": row.delta,
-                        "delta_95": [row.delta_low, row.delta_high]}
-            for row in means.itertuples()
-        }  # fmt: skip
+        for space_name, (hits_file, summary_file) in train_eval.EVAL_FILES.items():
+            after = train_eval.hits_table(states, english, evaluation.ids, "after", center=space_name == "centered")
+            hits = pd.concat([before_hits[space_name], after])
+            train_eval.write_eval(out, hits_file, hits)
+            summary = train_eval.summarize(hits, data.groups)
+            train_eval.write_eval(out, summary_file, summary)
+            if space_name == "raw":
+                train_eval.log_summary(summary, layer)
+            means = train_eval.group_means_at(summary, layer)
+            key = "eval_retrieval_at_layer" if space_name == "raw" else f"eval_{space_name}_retrieval_at_layer"
+            resolved[key] = {
+                row.group: {"before": row.before, "after": row.after, "delta": row.delta,
+                            "delta_95": [row.delta_low, row.delta_high]}
+                for row in means.itertuples()
+            }  # fmt: skip
     resolved.update(wall_seconds=round(time.perf_counter() - started, 1))
     record = TrainingRecord.create(config, **resolved)
     record.save(out)
