@@ -218,3 +218,18 @@ def test_sweep_on_a_pair_corpus_scores_its_dev_split(adapters, pairs_dir, tmp_pa
     sweep = pd.read_csv(out / "sweep.csv")
     assert set(sweep.metric) == {"retrieval_acc_layer2"} and set(sweep.language) == {"deu_Latn", "rus_Cyrl", "mean"}
     assert sweep.value.between(0, 1).all()
+
+
+def test_merged_adapter_carries_the_alignment_space(adapters, tmp_path) -> None:
+    """The alignment adapter's space statistics travel with the merged adapter (they describe its alignment update);
+    an alignment adapter without them gives a merged adapter without them."""
+    from midalign.training.spaces import SPACE_FILE, SpaceStats
+
+    _, task, align = adapters
+    assert not (merge_adapters(task, align, tmp_path / "plain") / SPACE_FILE).exists()
+    with_space = tmp_path / "align-with-space"
+    shutil.copytree(align, with_space)
+    stats = SpaceStats.estimate({"eng_Latn": torch.randn(4, 8), "deu_Latn": torch.randn(4, 8)}, layer=2)
+    stats.save(with_space)
+    merged = merge_adapters(task, with_space, tmp_path / "merged")
+    torch.testing.assert_close(SpaceStats.load(merged).mean, stats.mean, rtol=0, atol=0)

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from midalign.cli import prepare_output_dir
 from midalign.errors import MidalignError
 from midalign.options import MAX_NEW_TOKENS, MergeConfig
 from midalign.records import MergeRecord, TrainingRecord, adapter_run
+from midalign.training.spaces import SPACE_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -239,10 +241,20 @@ def save_adapter(out: str | Path, config: LoraConfig, state: dict[str, torch.Ten
     return out
 
 
+def carry_space(align: Adapter, folder: Path) -> None:
+    """Copy the alignment adapter's space statistics (midalign.training.spaces) beside the merged adapter: they say
+    where its alignment loss took its cosine, and belong to the alignment update the merge carries."""
+    source = align.path / SPACE_FILE
+    if source.is_file():
+        shutil.copy2(source, Path(folder) / SPACE_FILE)
+
+
 def merge_adapters(task_dir: str | Path, align_dir: str | Path, out: str | Path, w_task=1.0, w_align=1.0) -> Path:
     """Merge two adapter folders into `out` (a peft adapter folder) with the given weights."""
     task, align = load_adapter(task_dir), load_adapter(align_dir)
-    return save_adapter(out, *merge(task, align, w_task, w_align))
+    folder = save_adapter(out, *merge(task, align, w_task, w_align))
+    carry_space(align, folder)
+    return folder
 
 
 # ---- weight sweep on dev data ------------------------------------------------------------------------------------
@@ -400,6 +412,7 @@ def run(config: MergeConfig) -> MergeRecord:
         logger.info("chosen by %s: w_task %g, w_align %g", primary, *chosen)
     lora, state = merge(task, align, *chosen)
     save_adapter(out / "adapter", lora, state)
+    carry_space(align, out / "adapter")
     resolved.update(w_task=chosen[0], w_align=chosen[1], r=lora.r, target_modules=list(lora.target_modules),
                     task_adapter=str(task.path.resolve()), align_adapter=str(align.path.resolve()))  # fmt: skip
     if config.fold:
