@@ -226,7 +226,9 @@ DEFAULT_UNSEEN_LANGS = [
     "ell_Grek", "heb_Hebr", "pes_Arab", "ben_Beng", "tam_Taml", "jpn_Jpan", "kor_Hang", "hye_Armn",
 ]  # fmt: skip
 # Where the alignment loss takes its cosine (midalign.training.spaces says what each does and when to use it).
-AlignSpace = Literal["raw", "batch-centered", "centered", "language-centered", "standardized", "top-removed"]
+AlignSpace = Literal[
+    "raw", "batch-centered", "centered", "language-centered", "standardized", "language-standardized", "top-removed"
+]
 DEFAULT_ALIGN_SPACE = "raw"
 DEV_PAIRS = 100  # dev pairs per language: early stopping, merge sweeps, and the translation recipe's dev split
 MAX_SENTENCES_HELP = "Use only the first N parallel sentences of a multi-way corpus."
@@ -414,8 +416,9 @@ class TrainConfig(OutputOptions, SeedOptions, TaskDataOptions, AlignmentOptions,
         "Where the alignment loss takes its cosine: raw (the paper: the pooled states as they are), batch-centered "
         "(each side minus its batch mean), centered (minus the base model's mean at layer k), language-centered "
         "(minus the base model's mean of each sentence's language), standardized (per dimension, base model's "
-        "mean and std), top-removed (centered, top --space-rank principal directions removed). Statistics come "
-        "from the base model before training and are saved with the run and its adapters.",
+        "mean and std), language-standardized (minus the language's mean, over the within-language std), "
+        "top-removed (centered, top --space-rank principal directions removed). Statistics come from the base "
+        "model before training and are saved with the run and its adapters.",
         DEFAULT_ALIGN_SPACE,
     )
     space_rank: int = option("Principal directions removed by --align-space top-removed.", 5)

@@ -41,14 +41,16 @@ def _naive_stats(states: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     mean = language_means.mean(axis=0)
     rows = [row for v in arrays.values() for row in v]
     std = np.array([math.sqrt(sum((row[d] - mean[d]) ** 2 for row in rows) / len(rows)) for d in range(len(mean))])
-    return {"mean": mean, "std": std, "language_means": language_means}
+    within = [row - language_means[i] for i, v in enumerate(arrays.values()) for row in v]
+    within_std = np.array([math.sqrt(sum(row[d] ** 2 for row in within) / len(within)) for d in range(len(mean))])
+    return {"mean": mean, "std": std, "language_means": language_means, "within_std": within_std}
 
 
 def test_statistics_match_a_naive_loop_and_survive_a_round_trip(tmp_path) -> None:
     states = _rogue_states()
     stats = SpaceStats.estimate(states, layer=4, max_rank=6)
     naive = _naive_stats(states)
-    for name in ("mean", "std", "language_means"):
+    for name in ("mean", "std", "language_means", "within_std"):
         np.testing.assert_allclose(getattr(stats, name).double().numpy(), naive[name], rtol=1e-5, atol=1e-3)
     directions = stats.directions.double()
     torch.testing.assert_close(directions @ directions.T, torch.eye(6, dtype=torch.float64), atol=1e-5, rtol=0)
@@ -60,7 +62,7 @@ def test_statistics_match_a_naive_loop_and_survive_a_round_trip(tmp_path) -> Non
     stats.save(tmp_path)
     again = SpaceStats.load(tmp_path)
     assert again.languages == ["l0", "l1", "l2"] and again.layer == 4 and again.n_sentences == 30
-    for name in ("mean", "std", "language_means", "directions"):
+    for name in ("mean", "std", "language_means", "directions", "within_std"):
         torch.testing.assert_close(getattr(again, name), getattr(stats, name), rtol=0, atol=0)
     with pytest.raises(MidalignError, match="not found"):
         SpaceStats.load(tmp_path / "elsewhere")
@@ -80,6 +82,9 @@ def _naive_space(space: str, v: np.ndarray, langs: list[int], stats: SpaceStats,
             out[i] = row - stats.language_means[langs[i]].double().numpy()
         elif space == "standardized":
             out[i] = [(row[d] - mean[d]) / std[d] for d in range(len(row))]
+        elif space == "language-standardized":
+            centred, within = row - stats.language_means[langs[i]].double().numpy(), stats.within_std.double().numpy()
+            out[i] = [centred[d] / within[d] for d in range(len(row))]
         else:  # top-removed: subtract the projection on each direction, one at a time (orthonormal directions)
             centred = row - mean
             for direction in stats.directions[:rank].double().numpy():

@@ -19,6 +19,11 @@ Spaces (`--align-space`), for pooled states v [B, H] of either side:
   does the same with each language's mean over the analysed sentences).
 - `standardized`: (v - mu) / sigma per dimension, sigma the base model's standard deviation, frozen: the rogue
   dimensions are scaled down to unit variance instead of removed.
+- `language-standardized`: (v - mu_lang) / sigma_within, sigma_within the per-dimension standard deviation of the
+  base states around their own language's mean, frozen. It removes language offsets like `language-centered`
+  and scales every dimension to unit within-language spread like `standardized`: in gemma-3-270m, one dimension
+  still holds 96.5 % of the squared norm after language centring, so language-centred cosines mostly compare that
+  one coordinate.
 - `top-removed`: v - mu with its projection on the top r principal directions of the base states removed
   ("all-but-the-top", Mu & Viswanath, ICLR 2018), frozen; r = `--space-rank`.
 
@@ -43,7 +48,7 @@ from midalign.options import AlignSpace as Space
 
 SPACES: tuple[str, ...] = get_args(Space)
 # Spaces whose transform needs the base model's statistics.
-NEEDS_STATS = {"centered", "language-centered", "standardized", "top-removed"}
+NEEDS_STATS = {"centered", "language-centered", "standardized", "language-standardized", "top-removed"}
 SPACE_FILE = "alignment_space.safetensors"
 _EPS = 1e-6  # floor on a dimension's standard deviation (relative to the largest): a constant dimension stays finite
 
@@ -59,6 +64,7 @@ class SpaceStats:
     language_means: torch.Tensor  # [n_langs, H]
     directions: torch.Tensor  # [r_max, H] orthonormal principal directions of the centred states, largest first
     n_sentences: int
+    within_std: torch.Tensor | None = None  # [H] per-dimension std around each sentence's own language mean
 
     @classmethod
     def estimate(cls, states: dict[str, torch.Tensor], layer: int, max_rank: int = 32) -> SpaceStats:
@@ -71,6 +77,8 @@ class SpaceStats:
         mean = language_means.mean(dim=0)  # [H]
         centred = torch.cat(list(float_states.values())) - mean  # [N, H]
         std = centred.pow(2).mean(dim=0).sqrt()  # [H]
+        within = torch.cat([v - m for v, m in zip(float_states.values(), language_means, strict=True)])  # [N, H]
+        within_std = within.pow(2).mean(dim=0).sqrt()  # [H]
         # Right singular vectors of the centred states: the principal directions, largest variance first.
         _, _, vh = torch.linalg.svd(centred, full_matrices=False)  # vh [min(N, H), H]
         return cls(
@@ -81,6 +89,7 @@ class SpaceStats:
             language_means=language_means.float(),
             directions=vh[:max_rank].float(),
             n_sentences=len(centred),
+            within_std=within_std.float(),
         )
 
     def save(self, folder: Path) -> Path:
@@ -92,6 +101,8 @@ class SpaceStats:
             "language_means": self.language_means,
             "directions": self.directions,
         }
+        if self.within_std is not None:
+            tensors["within_std"] = self.within_std
         metadata = {
             "layer": str(self.layer),
             "languages": json.dumps(self.languages),
@@ -119,6 +130,7 @@ class SpaceStats:
             language_means=tensors["language_means"],
             directions=tensors["directions"],
             n_sentences=int(metadata["n_sentences"]),
+            within_std=tensors.get("within_std"),  # absent from files written before it existed
         )
 
 
@@ -131,6 +143,8 @@ class AlignmentSpace(torch.nn.Module):
             raise MidalignError(f"unknown alignment space {space!r}; choose from {', '.join(SPACES)}")
         if space in NEEDS_STATS and stats is None:
             raise MidalignError(f"alignment space {space!r} needs the base model's statistics")
+        if space == "language-standardized" and stats is not None and stats.within_std is None:
+            raise MidalignError("alignment space 'language-standardized' needs statistics with a within-language std")
         if space == "top-removed" and not 1 <= rank <= (0 if stats is None else len(stats.directions)):
             raise MidalignError(f"--space-rank {rank}: must be 1..{0 if stats is None else len(stats.directions)}")
         self.space, self.rank, self.stats = space, rank, stats
@@ -139,6 +153,8 @@ class AlignmentSpace(torch.nn.Module):
             self.register_buffer("mean", stats.mean.clone(), persistent=False)
             floor = stats.std.max().clamp(min=1e-30) * _EPS
             self.register_buffer("std", stats.std.clamp(min=floor), persistent=False)
+            within = stats.within_std if stats.within_std is not None else stats.std
+            self.register_buffer("within_std", within.clamp(min=within.max().clamp(min=1e-30) * _EPS), persistent=False)
             self.register_buffer("language_means", stats.language_means.clone(), persistent=False)
             self.register_buffer("directions", stats.directions[:rank].clone(), persistent=False)
 
@@ -164,12 +180,11 @@ class AlignmentSpace(torch.nn.Module):
 
     def _frozen(self, v: torch.Tensor, langs: torch.Tensor | None) -> torch.Tensor:
         v = v.float()
-        if self.space == "language-centered":
+        if self.space in ("language-centered", "language-standardized"):
             if langs is None or bool((langs < 0).any()):
-                raise MidalignError(
-                    f"alignment space 'language-centered' needs each row's language among {self.languages}"
-                )
-            return v - self.language_means[langs]  # [B, H]
+                raise MidalignError(f"alignment space {self.space!r} needs each row's language among {self.languages}")
+            centred = v - self.language_means[langs]  # [B, H]
+            return centred if self.space == "language-centered" else centred / self.within_std
         centred = v - self.mean  # [B, H]
         if self.space == "centered":
             return centred
