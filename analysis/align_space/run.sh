@@ -11,6 +11,9 @@ SPACE=$1 TEMP=$2 LR=$3 SEED=$4
 OUT=analysis/align_space/runs/$SPACE-t$TEMP-lr$LR-s$SEED
 if [ -f "$OUT/eval_summary.csv" ]; then echo "done: $OUT"; exit 0; fi
 mkdir -p "$OUT"
+# One process per run folder: a second launch of the same run (another run_all.sh) leaves it to the first.
+exec 9> "$OUT/.lock"
+flock -n 9 || { echo "already running: $OUT"; exit 0; }
 RESUME=--overwrite
 if compgen -G "$OUT/checkpoints/step-*/trainer_state.json" > /dev/null; then RESUME=--resume; fi
 # One thread per run: two runs side by side on a 2-core machine beat one run on two threads.
