@@ -230,19 +230,6 @@ def log_summary(summary: pd.DataFrame, layer: int) -> None:
         )  # fmt: skip
 
 
-def dev_retrieval(
-    model: torch.nn.Module,
-    tokenizer,
-    dev: PairCorpus,
-    layer: int,
-    max_length: int,
-    batch_size: int = 16,
-    autocast: contextlib.AbstractContextManager | None = None,
-) -> dict[str, float]:
-    """Retrieval accuracy at `layer` (mean of both directions) among each language's dev pairs."""
-    return dev_scores(model, tokenizer, dev, layer, max_length, batch_size, autocast)["retrieval_acc"]
-
-
 def dev_scores(
     model: torch.nn.Module,
     tokenizer,

@@ -286,15 +286,15 @@ class DevScorer:
         """(metric, language, value) rows; language `mean` is the mean over languages."""
         from peft import set_peft_model_state_dict
 
-        from midalign.training.evaluation import dev_retrieval, retrieval_eval
+        from midalign.training.evaluation import dev_scores, retrieval_eval
 
         loaded = set_peft_model_state_dict(self.model, state)
         if loaded.unexpected_keys:
             raise MergeError(f"merged tensors the model has no place for: {loaded.unexpected_keys[:3]}")
         name = f"retrieval_acc_layer{self.layer}"
         if self.dev is not None:  # a pair corpus: its dev split
-            scores = dev_retrieval(self.model, self.tokenizer, self.dev, self.layer, self.max_length,
-                                   self.config.batch_size)  # fmt: skip
+            scores = dev_scores(self.model, self.tokenizer, self.dev, self.layer, self.max_length,
+                                self.config.batch_size)["retrieval_acc"]  # fmt: skip
             rows = [(name, lang, v) for lang, v in scores.items()] + [
                 (name, "mean", sum(scores.values()) / len(scores))
             ]
