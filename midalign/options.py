@@ -25,9 +25,9 @@ TASK_LANGS_HELP = (
 )
 CLDR_KIND_HELP = "cldr: what to localize."
 CACHE_HELP = (
-    "Root of the hidden-state cache, shared by runs, models, poolings and commands (default in midalign-analyze and "
-    "midalign-cache: $MIDALIGN_CACHE/states, else the user cache folder, e.g. ~/.cache/midalign/states; "
-    "midalign-train caches the base model's evaluation states only when given one)."
+    "Root of the hidden-state cache, shared by runs, models, poolings and commands (default: $MIDALIGN_CACHE/states, "
+    "else the user cache folder, e.g. ~/.cache/midalign/states; midalign-train keeps the base model's evaluation "
+    "states there)."
 )
 ANALYSIS_HELP = (
     "A midalign-analyze output folder: midalign-train takes its selected layer (--layer auto); midalign-evaluate "

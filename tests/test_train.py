@@ -336,3 +336,19 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     assert len(_steps(out)) == 4
     assert (out / "checkpoints" / "step-000004" / "trainer_state.json").is_file()
     assert not (out / "adapter").exists()
+
+
+def test_before_states_come_from_the_shared_cache(tiny_model_dir, flores_dir, tmp_path, monkeypatch) -> None:
+    """Without --cache-dir the base model's evaluation states go through the default state cache: a second run with
+    the same evaluation extracts nothing, and its before-numbers are the first run's."""
+    from midalign.models import extract
+
+    common = ["--layer", "2", "--max-steps", "1", "--eval-every", "0"]
+    assert main(_args(tiny_model_dir, flores_dir, tmp_path / "first", *common)) == 0
+    calls = []
+    original = extract.extract_states
+    monkeypatch.setattr(extract, "extract_states", lambda *a, **k: calls.append(1) or original(*a, **k))
+    assert main(_args(tiny_model_dir, flores_dir, tmp_path / "second", *common)) == 0
+    assert not calls, "the second run must read the cached states"
+    before = [(tmp_path / run / "eval_before.csv").read_text() for run in ("first", "second")]
+    assert before[0] == before[1]

@@ -319,7 +319,7 @@ def run(config: TrainConfig) -> TrainingRecord:
                 before_hits[space_name] = table[table.stage == "before"]
         else:
             states = _cached_before(config, evaluation, model, tokenizer, identity, precision, eval_max_length,
-                                    trainer.autocast(), evaluate)  # fmt: skip
+                                    trainer.autocast())  # fmt: skip
             train_eval.write_eval(out, "eval_before.csv", train_eval.tidy_metrics(states, english, "before"))
             for space_name, (hits, _) in train_eval.EVAL_FILES.items():
                 before_hits[space_name] = train_eval.hits_table(
@@ -435,18 +435,17 @@ def _alignment_space(config, train, languages, model, tokenizer, layer, max_leng
     return space, diagnostic
 
 
-def _cached_before(config, evaluation, model, tokenizer, identity, precision, max_length, autocast, evaluate):
-    """The base model's evaluation states: through `--cache-dir` where given (the state cache midalign-analyze
-    uses; missing languages are computed and saved), else computed.
+def _cached_before(config, evaluation, model, tokenizer, identity, precision, max_length, autocast):
+    """The base model's evaluation states, through the shared state cache midalign-analyze uses (`--cache-dir`, by
+    default the user cache): missing languages are computed and saved, so a second run extracts nothing.
 
     Before training the LoRA update is exactly zero, so these are the base model's states; the key names the
     precision the trainer runs in (fp32 weights, bf16 autocast where chosen), not analyze's weight dtype."""
-    if not config.cache_dir:
-        return evaluate("before")
     from midalign.models.cache import StateCache
     from midalign.models.extract import extract_corpus
 
     cache = StateCache(config.cache_dir)
+    logger.info("evaluating before: the base model's states through the state cache %s", cache.root)
     with train_eval.measuring(model, autocast):
         states = extract_corpus(model, tokenizer, evaluation, cache, identity, f"train-{precision}", "mean",
                                 max_length, config.eval_batch_size)  # fmt: skip
