@@ -192,9 +192,28 @@ def test_clean_pair_rules() -> None:
         ("pa_PK", "pnb_Arab"),
         ("fil", "tgl_Latn"),
         ("es_419", "spa_Latn"),
+        # Every macrolanguage or multi-member locale of the sources (issue 26's review):
+        ("ar_DZ", "arb_Arab"),
+        ("az", "azj_Latn"),
+        ("kok", "gom_Deva"),
+        ("kok@latin", "gom_Latn"),
+        ("ku_IQ", "kmr_Latn"),  # by the locale; the catalog's Arabic script makes it ckb_Arab
+        ("lv", "lvs_Latn"),
+        ("mg", "plt_Latn"),
+        ("mn", "khk_Cyrl"),
+        ("ne", "npi_Deva"),
+        ("or", "ory_Orya"),
+        ("ps", "pbt_Arab"),
+        ("sq", "als_Latn"),
+        ("tl", "tgl_Latn"),
+        ("uz", "uzn_Latn"),
+        ("yi", "ydd_Hebr"),
+        ("zh", "cmn_Hans"),
+        ("kg", None),  # Kikongo: Kongo (kng, kwy, ldi) or the creole Kituba (ktu); not Kituba by default
+        ("ff", None),  # Fulah: no member named
     ],
 )
-def test_locale_to_code(locale: str, code: str) -> None:
+def test_locale_to_code(locale: str, code: str | None) -> None:
     assert bg.locale_to_code(locale, UDHR_LIKE) == code
 
 
@@ -392,8 +411,9 @@ def test_shipped_corpus_rows(shipped_tables: dict[str, dict[str, pa.Table]]) -> 
         assert pc.min(words).as_py() >= bg.MIN_EN_WORDS, code
         same = pc.equal(pc.utf8_lower(table.column("text")), pc.utf8_lower(table.column("en")))
         assert not pc.any(same).as_py() and pc.min(pc.utf8_length(table.column("text"))).as_py() > 0, code
-        for row in table.slice(0, 50).to_pylist():  # ids are hashes of the English (a sample: hashing is slow)
-            assert row["id"] == bg.pair_id(row["en"]) and bg.word_count(row["en"]) >= bg.MIN_EN_WORDS, (code, row)
+        for row in table.slice(0, 50).to_pylist():  # ids are hashes of the English (a sample: hashing is slow),
+            # or of a variant of it: the smallest id of the variant group (`merge_variant_ids`)
+            assert row["id"] <= bg.pair_id(row["en"]) and bg.word_count(row["en"]) >= bg.MIN_EN_WORDS, (code, row)
         sizes[code] = table.num_rows
     assert sum(n >= 1000 for n in sizes.values()) >= 30
     assert min(sizes.values()) >= bg.MIN_PAIRS and max(sizes.values()) <= bg.MAX_PAIRS
@@ -571,13 +591,15 @@ def shipped_rows(shipped_tables: dict[str, dict[str, pa.Table]]) -> dict[str, li
 
 @shipped
 def test_shipped_rows_are_in_their_codes_script(shipped_rows: dict[str, list[dict]]) -> None:
-    """For every code with script S, < 1 % of rows are in another script (under half their letters in S)."""
+    """For every code with script S, < 1 % of rows are in another script (under ROW_SCRIPT_SHARE of their letters
+    in S; above it, Latin names and terms inside a translation, "ITU-R BT.601 (525 юл, 60 Гц)", are fine)."""
     for code, rows in shipped_rows.items():
-        other = [r["text"] for r in rows if bg.script_share(r["text"], code[4:]) < 0.5]
+        other = [r["text"] for r in rows if bg.script_share(r["text"], code[4:]) < bg.ROW_SCRIPT_SHARE]
         assert len(other) < 0.01 * len(rows), (code, len(other), other[:3])
-        assert not any(bg.script_share(r["text"], code[4:]) < bg.ROW_SCRIPT_SHARE for r in rows), code
-    latin = [r for r in shipped_rows["tat_Cyrl"] if bg.script_share(r["text"], "Latn") > 0.5]
-    assert not latin, latin[:3]
+    # tat_Cyrl held 62 rows of Latin-script Tatar (gtk's and gimp's `tt`): none is left, and no row has a letter
+    # of the Latin Tatar alphabet.
+    latin_tatar = [r["text"] for r in shipped_rows["tat_Cyrl"] if re.search("[äöüışçğñÄÖÜŞÇĞÑİ]", r["text"])]
+    assert not latin_tatar, latin_tatar[:3]
 
 
 @shipped
@@ -593,7 +615,8 @@ def test_shipped_labels_are_members_of_their_macrolanguage() -> None:
             continue
         alpha3 = langcodes.Language.get(bg.split_locale(row["locale"])[0]).to_alpha3()
         assert row["code"][:3] == alpha3 or row["code"][:3] in ISO_MEMBERS.get(alpha3, ()), row
-    assert {row["locale"] for row in catalogs if row["code"] == ""} == set(bg.AMBIGUOUS_LOCALES)
+    left_out = {bg.split_locale(row["locale"])[0].split("-")[0] for row in catalogs if row["code"] == ""}
+    assert left_out == set(bg.AMBIGUOUS_LOCALES)
     assert not (CORPUS / "train" / "ktu_Latn.parquet").exists()
 
 
@@ -655,3 +678,20 @@ def test_shipped_licences() -> None:
         assert source.sha256 in notice and f"{source.package} {source.version}" in notice and source.spdx in notice
     for name in bg.COMMON_LICENCES:
         assert (CORPUS / "licences" / "common" / name).is_file(), name
+
+
+@shipped
+def test_pyproject_licence_metadata_covers_the_bundled_data() -> None:
+    """The wheel's licence expression names every licence of the data, and license-files ship every text."""
+    import tomllib
+
+    root = CORPUS.parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    expression = set(re.split(r"\s+(?:AND|OR|WITH)\s+|[()]", project["license"])) - {""}
+    assert "MIT" in expression
+    for source in bg.SOURCES:
+        assert set(re.split(r"\s+AND\s+", source.spdx)) <= expression, source.name
+    matched = {path for pattern in project["license-files"] for path in root.glob(pattern)}
+    assert all(any(root.glob(pattern)) for pattern in project["license-files"])
+    assert root / "LICENSE" in matched and CORPUS / "NOTICE" in matched
+    assert {p for p in (CORPUS / "licences").rglob("*") if p.is_file()} <= matched

@@ -209,6 +209,8 @@ def locale_to_code(locale: str, reference: Collection[str] | None = None, script
     tag_text, modifier = split_locale(locale)
     if tag_text.lower() in PSEUDO_LOCALES or modifier in {"quot", "boldquot", "shaw"}:
         return None
+    if tag_text.split("-")[0].lower() in AMBIGUOUS_LOCALES:  # a guessed member would be a wrong label
+        return None
     try:
         tag = langcodes.Language.get(tag_text)
         alpha3 = tag.to_alpha3() if tag.language else None
@@ -548,7 +550,12 @@ def script_fits(script: str | None, expected: str) -> bool:
 # Locales whose language cannot be told: `kg` is "Kikongo", which names the Kongo macrolanguage (kng, kwy, ldi)
 # and, in the DR Congo, the creole Kituba (ktu, "Kikongo ya leta"); gtk's `kg` header names only a GNOME
 # "Kikongo" team. A guessed member would be a wrong label, so these catalogs are left out.
-AMBIGUOUS_LOCALES = {"kg": "Kikongo: the Kongo macrolanguage (kng, kwy, ldi) or the creole Kituba (ktu)"}
+# Likewise `ff`: vlc's catalog is by a Transifex "Fulah" team, which names no member of the Fula macrolanguage
+# (fuc, fuf, fuv, ffm, ...).
+AMBIGUOUS_LOCALES = {
+    "kg": "Kikongo: the Kongo macrolanguage (kng, kwy, ldi) or the creole Kituba (ktu)",
+    "ff": "Fulah: no member of the Fula macrolanguage (fuc, fuf, fuv, ffm, ...) named",
+}
 CATALOG_SCRIPT_SHARE = 0.8  # a catalog whose letters are >= 80 % in another script is coded with that script ...
 CATALOG_SCRIPT_MIN_ROWS = 10  # ... when it has this many rows (a handful of stray rows is dropped instead)
 ROW_SCRIPT_SHARE = 0.2  # a row with fewer of its letters in the code's script is in another script (dropped);
@@ -610,8 +617,6 @@ class CatalogReport:
 def catalog_code(locale: str, pairs: Sequence[Pair], reference: Collection[str] | None = None) -> str | None:
     """The code of one catalog: the locale's, with the script of the catalog's own text where it is clearly
     another (gtk's `tt` catalogs are Latin-script Tatar while the locale implies Cyrillic: `tat_Latn`)."""
-    if split_locale(locale)[0].lower() in AMBIGUOUS_LOCALES:
-        return None
     code = locale_to_code(locale, reference)
     if code is None or not pairs:
         return code
@@ -694,7 +699,7 @@ def group_languages(
             report.dropped["near copy of English"] = sum(copies)
             reports.append(report)
             if code is None:
-                if split_locale(locale)[0].lower() in AMBIGUOUS_LOCALES:
+                if split_locale(locale)[0].split("-")[0].lower() in AMBIGUOUS_LOCALES:
                     report.dropped["ambiguous language"] += len(pairs)
                 else:  # English, pseudo or unknown: not part of the corpus
                     report.code = "-"
@@ -1072,7 +1077,9 @@ identical punctuation, digits and spacing with every run of letters counted as o
 builder); independent translations rarely agree on that, transliterations almost always do. A pair is
 marked a transliteration at ≥ {100 * TRANSLITERATION_SHARE:.0f} % over ≥ {TRANSLITERATION_MIN_SHARED} shared ids;
 `languages.csv` names the twin in `transliteration`, so a user can keep one of the two (they are the same
-translation in another script, not independent evidence).
+translation in another script, not independent evidence). Text without spaces between words (Han) agrees on
+skeletons more often by chance: `cmn_Hans` and `cmn_Hant` come from separate `zh_CN` and `zh_TW`/`zh_HK`
+catalogs.
 
 | code | code | shared ids | same skeleton | transliteration |
 |---|---|---|---|---|
@@ -1090,14 +1097,16 @@ def changes_section(baseline: dict[str, int], sizes: dict[str, int]) -> str:
         for c in changed
     )
     before, after = sum(baseline.values()), sum(sizes.values())
+    unchanged = len([c for c in set(baseline) & set(sizes) if c not in changed])
     return f"""Against the previous build (`counts_v1.csv`: {before:,} pairs, {len(baseline)} languages), this one has
-{after:,} pairs ({after - before:+,}) in {len(sizes)} languages; {len(changed)} languages changed, the other
-{len(set(baseline) & set(sizes)) - len([c for c in changed if c in baseline and c in sizes])} kept their count
-(their rows may still differ, since variant merging and the rules change which ids a capped language keeps).
-What changed and why: catalogs are coded by their own script (Latin-script Tatar left `tat_Cyrl`;
-Meitei-Mayek Manipuri from inkscape became `mni_Mtei`); gtk's `kg` catalog is no longer labelled Kituba
-(`ktu_Latn`, a creole, not Kongo) but left out as ambiguous; the quality rules of steps 6 to 8 drop junk
-catalogs and rows; near-identical English variants share one id (step 9). 0 means absent.
+{after:,} pairs ({after - before:+,}) in {len(sizes)} languages. {len(changed)} languages changed their count;
+{unchanged} kept it, though their rows may differ (a capped language keeps {MAX_PAIRS:,} of more, and the rules
+and variant merging change which). What changed and why: catalogs are coded by their own script
+(Latin-script Tatar left `tat_Cyrl`; too few rows for a `tat_Latn`); the locales whose language cannot be
+told are left out ({", ".join(f"`{k}`" for k in AMBIGUOUS_LOCALES)}: gtk's `kg` was labelled Kituba, `ktu_Latn`,
+a creole that is not a Kongo language); the quality rules of steps 6 to 8 drop near copies, rows in
+another script, length outliers, junk catalogs (gtk's `as` and `mr` widget properties) and X strings shared
+by unrelated English; near-identical English variants share one id (step 9). 0 means absent.
 
 | code | before | after | change |
 |---|---|---|---|
