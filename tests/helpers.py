@@ -185,3 +185,20 @@ def settings_folder_of(out: Path) -> Path:
     folders = [path.parent for path in state_cache_of(out).glob("*/*/settings.json")]
     assert len(folders) == 1, folders
     return folders[0]
+
+
+# ISO 639-3 macrolanguage memberships (SIL's macrolanguage mappings; Quechua: the members of interest only).
+ISO_MEMBERS: dict[str, set[str]] = {
+    "ara": {"arb", "ary", "arz", "acm", "apc", "ajp", "aeb", "ars", "acq", "afb", "ayl", "ayp", "acw", "acx"},
+    "aze": {"azj", "azb"}, "est": {"ekk", "vro"}, "fas": {"pes", "prs"}, "ful": {"fuv", "fuf", "fuc", "ffm"},
+    "kok": {"gom", "knn"}, "kon": {"kng", "kwy", "ldi"}, "kur": {"kmr", "ckb", "sdh"}, "lav": {"lvs", "ltg"},
+    "mlg": {"plt", "xmv", "bhr", "msh", "tdx", "txy", "bmm", "skg", "bzc", "tkg", "xmw"}, "mon": {"khk", "mvf"},
+    "msa": {"zsm", "ind"}, "nep": {"npi", "dty"}, "nor": {"nob", "nno"}, "ori": {"ory", "spv"},
+    "pus": {"pbt", "pbu", "pst"}, "sqi": {"als", "aln", "aae", "aat"}, "swa": {"swh", "swc"}, "uzb": {"uzn", "uzs"},
+    "yid": {"ydd", "yih"}, "zho": {"cmn", "yue", "wuu", "hak", "nan", "gan", "hsn", "cjy", "cdo", "cpx", "czh"},
+    "que": {"quy", "quz", "qub", "qud", "quf", "qug", "quh", "quk", "qul", "qup", "qur", "qus", "quw", "qux"},
+    "grn": {"gug", "gui", "gun", "gnw", "nhd"}, "orm": {"gaz", "hae", "orc", "gax"}, "kau": {"knc", "kby", "krt"},
+    "aym": {"ayr", "ayc"}, "din": {"dik", "dib", "dip", "diw", "dks"}, "hbs": {"srp", "hrv", "bos", "cnr"},
+    "lah": {"pnb", "skr", "hnd", "jat", "phr", "xhe", "hno"},
+    "fil": {"tgl"},  # not a macrolanguage: Filipino is standardised Tagalog
+}  # fmt: skip

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from midalign.corpora import build_gettext as bg
+from tests.helpers import ISO_MEMBERS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gettext"
 CORPUS = Path(bg.__file__).parent / "gettext"
@@ -191,9 +192,28 @@ def test_clean_pair_rules() -> None:
         ("pa_PK", "pnb_Arab"),
         ("fil", "tgl_Latn"),
         ("es_419", "spa_Latn"),
+        # Every macrolanguage or multi-member locale of the sources (issue 26's review):
+        ("ar_DZ", "arb_Arab"),
+        ("az", "azj_Latn"),
+        ("kok", "gom_Deva"),
+        ("kok@latin", "gom_Latn"),
+        ("ku_IQ", "kmr_Latn"),  # by the locale; the catalog's Arabic script makes it ckb_Arab
+        ("lv", "lvs_Latn"),
+        ("mg", "plt_Latn"),
+        ("mn", "khk_Cyrl"),
+        ("ne", "npi_Deva"),
+        ("or", "ory_Orya"),
+        ("ps", "pbt_Arab"),
+        ("sq", "als_Latn"),
+        ("tl", "tgl_Latn"),
+        ("uz", "uzn_Latn"),
+        ("yi", "ydd_Hebr"),
+        ("zh", "cmn_Hans"),
+        ("kg", None),  # Kikongo: Kongo (kng, kwy, ldi) or the creole Kituba (ktu); not Kituba by default
+        ("ff", None),  # Fulah: no member named
     ],
 )
-def test_locale_to_code(locale: str, code: str) -> None:
+def test_locale_to_code(locale: str, code: str | None) -> None:
     assert bg.locale_to_code(locale, UDHR_LIKE) == code
 
 
@@ -391,8 +411,9 @@ def test_shipped_corpus_rows(shipped_tables: dict[str, dict[str, pa.Table]]) -> 
         assert pc.min(words).as_py() >= bg.MIN_EN_WORDS, code
         same = pc.equal(pc.utf8_lower(table.column("text")), pc.utf8_lower(table.column("en")))
         assert not pc.any(same).as_py() and pc.min(pc.utf8_length(table.column("text"))).as_py() > 0, code
-        for row in table.slice(0, 50).to_pylist():  # ids are hashes of the English (a sample: hashing is slow)
-            assert row["id"] == bg.pair_id(row["en"]) and bg.word_count(row["en"]) >= bg.MIN_EN_WORDS, (code, row)
+        for row in table.slice(0, 50).to_pylist():  # ids are hashes of the English (a sample: hashing is slow),
+            # or of a variant of it: the smallest id of the variant group (`merge_variant_ids`)
+            assert row["id"] <= bg.pair_id(row["en"]) and bg.word_count(row["en"]) >= bg.MIN_EN_WORDS, (code, row)
         sizes[code] = table.num_rows
     assert sum(n >= 1000 for n in sizes.values()) >= 30
     assert min(sizes.values()) >= bg.MIN_PAIRS and max(sizes.values()) <= bg.MAX_PAIRS
@@ -408,3 +429,269 @@ def test_shipped_counts_match(shipped_tables: dict[str, dict[str, pa.Table]]) ->
             actual.update({(code, s, split): n for s, n in Counter(table.column("source").to_pylist()).items()})
     assert counts == dict(actual)
     assert {s for _, s, _ in counts} <= {s.name for s in bg.SOURCES}
+
+
+# --- quality rules (issue 26) ---------------------------------------------------------------------------
+
+
+def _pairs(rows: list[tuple[str, str]], source: str = "s", locale: str = "xx", domain: str = "d") -> list[bg.Pair]:
+    return [bg.Pair(bg.pair_id(en), text, en, source, locale, domain) for en, text in rows]
+
+
+def _english(i: int) -> str:
+    """Distinct English sentences of about the same length (no two share most words)."""
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+    return f"Sentence {words[i % 10]} {words[i // 10 % 10]} {words[i // 100 % 10]} item"
+
+
+def test_script_share() -> None:
+    assert bg.script_share("Войти в Wagtail", "Cyrl") == pytest.approx(6 / 13)
+    assert bg.script_share("Kürsätäse GdkPixbuf", "Cyrl") == 0.0
+    assert bg.script_share("選択したファイルを開く", "Jpan") == 1.0  # Han and kana count for Japanese
+    assert bg.script_share("1234 ...", "Latn") == 1.0  # no letters: nothing to judge
+
+
+def test_catalog_code_takes_the_script_of_the_catalog() -> None:
+    latin = _pairs([(_english(i), f"Kürsätäse yazılım {i}") for i in range(12)], locale="tt")
+    cyrillic = _pairs([(_english(i), f"Программа номер {i}") for i in range(12)], locale="tt")
+    assert bg.catalog_code("tt", latin, UDHR_LIKE) == "tat_Latn"
+    assert bg.catalog_code("tt", cyrillic, UDHR_LIKE) == "tat_Cyrl"
+    assert bg.catalog_code("tt", latin[:5], UDHR_LIKE) == "tat_Cyrl"  # too few rows to recode: dropped per row
+    assert bg.catalog_code("ku_IQ", _pairs([(_english(i), "کوردی") for i in range(12)]), UDHR_LIKE) == "ckb_Arab"
+    assert bg.catalog_code("kg", latin, UDHR_LIKE) is None  # Kikongo: ambiguous, left out
+
+
+def test_near_copies() -> None:
+    assert bg.is_near_copy("Adds random noise to the color", "Adds random noise to the colour")
+    assert bg.is_near_copy("Save the file now", "Save the file now!")
+    assert not bg.is_near_copy("Save the file now", "Datei jetzt speichern")
+    assert not bg.is_near_copy("Save the file now", "Сохранить файл сейчас")
+
+
+def test_length_outliers() -> None:
+    rows = [(_english(i), "x" * len(_english(i))) for i in range(10)]
+    rows += [(_english(10), "xx"), (_english(11), "x" * 4 * len(_english(11)))]
+    assert bg.length_outliers(_pairs(rows)) == [False] * 10 + [True, True]
+    han = [(_english(i), "字" * (len(_english(i)) // 4)) for i in range(10)]  # short script: judged by its own median
+    assert not any(bg.length_outliers(_pairs(han)))
+
+
+def test_filter_catalog_rows_and_junk_catalogs() -> None:
+    good = [(_english(i), "x" * len(_english(i))) for i in range(300)]
+    some_off = _pairs(good[:295] + [(_english(300 + i), "xy") for i in range(5)])  # 1.7 %: the rows go
+    report = bg.CatalogReport("s", "de", "d", "deu_Latn", len(some_off))
+    kept = bg.filter_catalog(some_off, "deu_Latn", report)
+    assert len(kept) == 295 and report.dropped["length ratio"] == 5 and report.kept == 295
+    salad = _pairs(good[:290] + [(_english(300 + i), "xy") for i in range(10)])  # 3.3 %: the catalog goes
+    report = bg.CatalogReport("s", "as", "d", "asm_Beng", len(salad))
+    assert bg.filter_catalog(salad, "deu_Latn", report) == [] and report.dropped["junk catalog (length ratio)"] == 300
+    mixed = _pairs([(_english(i), "Программа " + "x" * 20) for i in range(3)] + [(_english(9), "Kürsätäse yazılım")])
+    report = bg.CatalogReport("s", "tt", "d", "tat_Cyrl", 4)
+    assert len(bg.filter_catalog(mixed, "tat_Cyrl", report)) == 3 and report.dropped["script share"] == 1
+
+
+def test_one_translation_for_unrelated_english() -> None:
+    pairs = _pairs([
+        ("Color of unvisited links", "সৰ্বমোট"),
+        ("Extra space at the left and right edges of the menu", "সৰ্বমোট"),
+        ("Beep when a key is accepted", "Piepen, wenn eine Taste angenommen wird"),
+        ("Beep when key is accepted", "Piepen, wenn eine Taste angenommen wird"),
+        ("Save the document to disk", "Dokument speichern"),
+    ])  # fmt: skip
+    assert bg.shared_translations(pairs) == {"সৰ্বমোট"}
+    assert bg.unrelated_english(["Pick color from image", "Pick colors from the image"]) is False
+
+
+def test_ambiguous_and_junk_catalogs_are_reported(tmp_path: Path) -> None:
+    by_locale = {
+        "kg": _pairs([(_english(i), f"kimbanzia kua {i}") for i in range(5)], locale="kg"),
+        "de": _pairs([(_english(i), f"Deutscher Satz Nummer {i}") for i in range(5)], locale="de")
+        + _pairs([("Adds random noise to the color", "Adds random noise to the colour")], locale="de"),
+    }
+    reports: list[bg.CatalogReport] = []
+    languages = bg.group_languages(by_locale, ["s"], UDHR_LIKE, reports)
+    assert sorted(languages) == ["deu_Latn"] and len(languages["deu_Latn"]) == 5
+    by_locale_report = {r.locale: r for r in reports}
+    assert by_locale_report["kg"].code == "" and by_locale_report["kg"].dropped["ambiguous language"] == 5
+    assert by_locale_report["de"].dropped["near copy of English"] == 1 and by_locale_report["de"].kept == 5
+
+
+def test_variant_key_and_merged_ids() -> None:
+    assert bg.variant_key("Beep when a key is accepted") == bg.variant_key("Beep when key is accepted.")
+    assert bg.variant_key("Pick colors from the image") == bg.variant_key("Pick color from image")
+    assert bg.variant_key("Copy to the clipboard") != bg.variant_key("Copy from the clipboard")
+    assert bg.variant_key("Process the class") == "process class"  # `ss` is not a plural
+    a, b, c = "Beep when a key is accepted", "Beep when key is accepted", "Save the current document"
+    by_locale = {"de": _pairs([(a, "A"), (c, "C")], locale="de"), "fr": _pairs([(b, "B")], locale="fr")}
+    relabelled, merged = bg.merge_variant_ids(by_locale)
+    group = min(bg.pair_id(a), bg.pair_id(b))
+    assert merged == {max(bg.pair_id(a), bg.pair_id(b)): group}
+    assert [p.id for p in relabelled["de"]] == [group, bg.pair_id(c)] and relabelled["fr"][0].id == group
+
+
+def test_transliteration_pairs() -> None:
+    def tables(rows: dict[str, str]) -> dict[str, pa.Table]:
+        ids, texts = list(rows), list(rows.values())
+        table = pa.table({"id": ids, "text": texts, "en": texts, "source": ["s"] * len(ids)}, schema=bg.SCHEMA)
+        return {"train": table, "dev": table.slice(0, 0)}
+
+    cyrl = {f"i{i}": f"Отвори датотеку број {i}, одмах." for i in range(60)}
+    latn = {f"i{i}": f"Otvori datoteku broj {i}, odmah." for i in range(60)}
+    free = {f"i{i}": f"Datoteka {i} se otvara" for i in range(60)}
+    assert bg.skeleton("Отвори датотеку, одмах.") == bg.skeleton("Otvori datoteku, odmah.") == "\x00 \x00, \x00."
+    (pair,) = bg.script_pairs({"srp_Cyrl": tables(cyrl), "srp_Latn": tables(latn), "deu_Latn": tables(latn)})
+    assert (pair.first, pair.second, pair.shared, pair.same_skeleton, pair.transliteration) == (
+        "srp_Cyrl", "srp_Latn", 60, 1.0, True
+    )  # fmt: skip
+    (pair,) = bg.script_pairs({"srp_Cyrl": tables(cyrl), "srp_Latn": tables(free)})
+    assert pair.same_skeleton == 0.0 and not pair.transliteration
+
+
+def test_corpus_digest(fixture_build: tuple[Path, dict], tmp_path: Path) -> None:
+    from midalign.corpora.pairs import corpus_digest
+
+    out, _ = fixture_build
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    digest = corpus_digest(str(out))
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest) and corpus_digest(str(copy)) == digest
+    assert digest in (out / "README.md").read_text(encoding="utf-8")  # the card names it
+    (copy / "README.md").write_text("changed card", encoding="utf-8")
+    assert corpus_digest(str(copy)) == digest  # only the parquet files count
+    table = pq.read_table(copy / "train" / "deu_Latn.parquet")
+    pq.write_table(table.slice(1), copy / "train" / "deu_Latn.parquet")
+    assert corpus_digest(str(copy)) != digest
+    assert corpus_digest("someone/some-dataset") == "hub:someone/some-dataset"  # a hub id is named, not hashed
+
+
+def test_licences_and_notice(tmp_path: Path) -> None:
+    root = tmp_path / "pkg"
+    (root / "usr/share/doc/pkg").mkdir(parents=True)
+    (root / "usr/share/doc/pkg/copyright").write_text("Files: *\nLicense: GPL-2+\n", encoding="utf-8")
+    source = bg.Source("pkg", "debian", "pkg", "1.0-1", "pkg_1.0-1_all.deb", "ab" * 32, "tools", "GPL-2+",
+                       "GPL-2.0-or-later", "usr/share/doc/pkg/copyright")  # fmt: skip
+    bg.write_licences(tmp_path / "out", [source], {"pkg": root})
+    shipped = tmp_path / "out" / "licences" / "pkg.txt"
+    assert shipped.read_text(encoding="utf-8") == "Files: *\nLicense: GPL-2+\n"
+    notice = (tmp_path / "out" / "NOTICE").read_text(encoding="utf-8")
+    assert "pkg 1.0-1" in notice and "ab" * 32 in notice and "GPL-2.0-or-later" in notice
+    assert bg.sha256_file(shipped) in notice
+    missing = bg.Source("gone", "debian", "gone", "1", "gone.deb", "", "x", "MIT", "MIT", "no/such/file")
+    with pytest.raises(FileNotFoundError):
+        bg.write_licences(tmp_path / "out2", [missing], {"gone": root})
+
+
+# --- the shipped corpus: the targets of issue 26, over every language ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped_rows(shipped_tables: dict[str, dict[str, pa.Table]]) -> dict[str, list[dict]]:
+    return {code: [r for t in splits.values() for r in t.to_pylist()] for code, splits in shipped_tables.items()}
+
+
+@shipped
+def test_shipped_rows_are_in_their_codes_script(shipped_rows: dict[str, list[dict]]) -> None:
+    """For every code with script S, < 1 % of rows are in another script (under ROW_SCRIPT_SHARE of their letters
+    in S; above it, Latin names and terms inside a translation, "ITU-R BT.601 (525 юл, 60 Гц)", are fine)."""
+    for code, rows in shipped_rows.items():
+        other = [r["text"] for r in rows if bg.script_share(r["text"], code[4:]) < bg.ROW_SCRIPT_SHARE]
+        assert len(other) < 0.01 * len(rows), (code, len(other), other[:3])
+    # tat_Cyrl held 62 rows of Latin-script Tatar (gtk's and gimp's `tt`): none is left, and no row has a letter
+    # of the Latin Tatar alphabet.
+    latin_tatar = [r["text"] for r in shipped_rows["tat_Cyrl"] if re.search("[äöüışçğñÄÖÜŞÇĞÑİ]", r["text"])]
+    assert not latin_tatar, latin_tatar[:3]
+
+
+@shipped
+def test_shipped_labels_are_members_of_their_macrolanguage() -> None:
+    """Every catalog's code is the locale's own language or an ISO 639-3 member of its macrolanguage."""
+    import langcodes
+
+    with (CORPUS / "catalogs.csv").open(encoding="utf-8") as handle:
+        catalogs = list(csv.DictReader(handle))
+    assert catalogs
+    for row in catalogs:
+        if row["code"] in {"", "-"}:
+            continue
+        alpha3 = langcodes.Language.get(bg.split_locale(row["locale"])[0]).to_alpha3()
+        assert row["code"][:3] == alpha3 or row["code"][:3] in ISO_MEMBERS.get(alpha3, ()), row
+    left_out = {bg.split_locale(row["locale"])[0].split("-")[0] for row in catalogs if row["code"] == ""}
+    assert left_out == set(bg.AMBIGUOUS_LOCALES)
+    assert not (CORPUS / "train" / "ktu_Latn.parquet").exists()
+
+
+@shipped
+def test_shipped_junk_is_gone(shipped_rows: dict[str, list[dict]]) -> None:
+    total = [r for r in shipped_rows["asm_Beng"] if "সৰ্বমোট" in r["text"] and "total" not in r["en"].lower()]
+    assert len(total) <= 1, total
+    welsh = [r for r in shipped_rows["cym_Latn"] if "WARANT" in r["text"].upper() and "warrant" not in r["en"].lower()]
+    assert not welsh, welsh
+    for code, rows in shipped_rows.items():
+        assert not bg.shared_translations([bg.Pair(r["id"], r["text"], r["en"], r["source"], code) for r in rows]), code
+        for source in {r["source"] for r in rows}:
+            pairs = [bg.Pair(r["id"], r["text"], r["en"], source, code) for r in rows if r["source"] == source]
+            off = sum(bg.length_outliers(pairs))
+            assert len(pairs) < bg.JUNK_MIN_ROWS or off <= bg.JUNK_SHARE * len(pairs), (code, source, off)
+        copies = [r for r in rows if bg.is_near_copy(r["en"], r["text"])]
+        assert not copies, (code, copies[:3])
+
+
+@shipped
+def test_shipped_variants_share_an_id(shipped_rows: dict[str, list[dict]]) -> None:
+    """No two near-identical English variants have different ids, so none sits on both sides of the split."""
+    ids: dict[str, set[str]] = {}
+    for rows in shipped_rows.values():
+        for r in rows:
+            ids.setdefault(bg.variant_key(r["en"]), set()).add(r["id"])
+    split = {key: {bg.split_of(i) for i in group} for key, group in ids.items()}
+    assert all(len(group) == 1 for group in ids.values()), [g for g in ids.values() if len(g) > 1][:5]
+    assert all(len(s) == 1 for s in split.values())
+
+
+@shipped
+def test_shipped_languages_csv_and_card(shipped_tables: dict[str, dict[str, pa.Table]]) -> None:
+    from midalign.corpora.pairs import corpus_digest
+
+    with (CORPUS / "languages.csv").open(encoding="utf-8") as handle:
+        languages = {r["code"]: r for r in csv.DictReader(handle)}
+    assert sorted(languages) == sorted(shipped_tables)
+    for code, row in languages.items():
+        assert int(row["pairs"]) == sum(t.num_rows for t in shipped_tables[code].values())
+        if row["transliteration"]:
+            assert languages[row["transliteration"]]["transliteration"] == code
+            assert float(row["same_skeleton"]) >= bg.TRANSLITERATION_SHARE
+    assert languages["srp_Latn"]["transliteration"] == "srp_Cyrl"
+    card = (CORPUS / "README.md").read_text(encoding="utf-8")
+    assert f"`{corpus_digest('gettext')}`" in card
+    assert "many independent translation teams" not in card
+    for code, row in languages.items():
+        if row["transliteration"]:
+            assert f"| `{min(code, row['transliteration'])}` | `{max(code, row['transliteration'])}` |" in card
+
+
+@shipped
+def test_shipped_licences() -> None:
+    notice = (CORPUS / "NOTICE").read_text(encoding="utf-8")
+    for source in bg.SOURCES:
+        shipped = CORPUS / "licences" / f"{source.name}.txt"
+        assert shipped.is_file() and bg.sha256_file(shipped) in notice, source.name
+        assert source.sha256 in notice and f"{source.package} {source.version}" in notice and source.spdx in notice
+    for name in bg.COMMON_LICENCES:
+        assert (CORPUS / "licences" / "common" / name).is_file(), name
+
+
+@shipped
+def test_pyproject_licence_metadata_covers_the_bundled_data() -> None:
+    """The wheel's licence expression names every licence of the data, and license-files ship every text."""
+    import tomllib
+
+    root = CORPUS.parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    expression = set(re.split(r"\s+(?:AND|OR|WITH)\s+|[()]", project["license"])) - {""}
+    assert "MIT" in expression
+    for source in bg.SOURCES:
+        assert set(re.split(r"\s+AND\s+", source.spdx)) <= expression, source.name
+    matched = {path for pattern in project["license-files"] for path in root.glob(pattern)}
+    assert all(any(root.glob(pattern)) for pattern in project["license-files"])
+    assert root / "LICENSE" in matched and CORPUS / "NOTICE" in matched
+    assert {p for p in (CORPUS / "licences").rglob("*") if p.is_file()} <= matched

@@ -2,7 +2,14 @@
 
 import pytest
 
-from midalign.corpora.languages import UnknownLanguageError, language_info, resolve_language, resolve_languages
+from midalign.corpora.languages import (
+    MACROLANGUAGE_MEMBERS,
+    UnknownLanguageError,
+    language_info,
+    resolve_language,
+    resolve_languages,
+)
+from tests.helpers import ISO_MEMBERS
 
 FLORES_PLUS_LIKE = [
     "eng_Latn",
@@ -74,3 +81,13 @@ def test_language_info_for_known_and_unknown_codes() -> None:
     assert info.script == "Latn" and info.iso_639_3 == "deu" and "German" in info.name
     variant = language_info("por_Latn_XX")
     assert variant.iso_639_3 == "por" and variant.code == "por_Latn_XX"
+
+
+def test_macrolanguage_members_are_iso_members() -> None:
+    """Every member the table names is an ISO 639-3 member of its macrolanguage (Kituba is not one of Kongo)."""
+    for macro, members in MACROLANGUAGE_MEMBERS.items():
+        if macro == "tgl":  # the reverse of the Filipino alias, not a macrolanguage
+            continue
+        if macro in ISO_MEMBERS:
+            assert set(members) <= ISO_MEMBERS[macro], macro
+    assert "ktu" not in MACROLANGUAGE_MEMBERS["kon"] and resolve_language("kg", ["kng_Latn", "ktu_Latn"]) == "kng_Latn"

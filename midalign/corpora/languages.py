@@ -43,7 +43,8 @@ MACROLANGUAGE_MEMBERS: dict[str, tuple[str, ...]] = {
     "sqi": ("als",),
     "grn": ("gug",),
     "nor": ("nob", "nno"),
-    "kon": ("ktu", "kng"),
+    # Kongo: its ISO 639-3 members. Kituba (ktu) is a Kongo-based creole, not a member.
+    "kon": ("kng", "kwy", "ldi"),
     "orm": ("gaz",),
     "kau": ("knc",),
     "mlg": ("plt",),
@@ -53,6 +54,7 @@ MACROLANGUAGE_MEMBERS: dict[str, tuple[str, ...]] = {
     "kok": ("gom",),
     "hbs": ("srp", "hrv", "bos"),
     "lah": ("pnb",),
+    # Not macrolanguages: Filipino is standardised Tagalog, and corpora use either code for it.
     "fil": ("tgl",),
     "tgl": ("fil",),
 }
