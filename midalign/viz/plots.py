@@ -573,8 +573,8 @@ def plot_anisotropy(run: AnalysisRun) -> Figure:
         right.annotate(str(int(row.top1_dim)), (row.layer, row.top1_share), fontsize=6, ha="center",
                        xytext=(0, 4), textcoords="offset points")  # fmt: skip
     right.set_ylim(0, 1.08)
-    right.set_ylabel("share of the squared norm (labels: the largest dimension)")
-    right.set_title("how much a few dimensions hold", fontsize=10)
+    right.set_ylabel("share of the squared norm")
+    right.set_title("how much a few dimensions hold (label: the largest)", fontsize=10)
     selected = run.selected_layer
     for ax in (left, right):
         ax.axvline(selected, color="0.3", ls=":", lw=1.3, label=f"selected layer {selected}")
