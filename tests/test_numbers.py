@@ -136,3 +136,16 @@ def test_logged_learning_rate_follows_warmup_then_inverse_square_root(tiny_gemma
     assert logged[0] == pytest.approx(1e-3 / 3)
     expected = [1e-3 * (t / warmup if t < warmup else math.sqrt(warmup / t)) for t in steps]
     assert logged == pytest.approx(expected, rel=1e-6)
+
+
+def test_readme_anisotropy_figures_are_the_committed_table() -> None:
+    """README and the run's README: block 11's cosines, dominant dimension and shares; cosines 0.96-0.996 over
+    blocks 2-12; the last layer near 0.2."""
+    table = pd.read_csv(RUN / "anisotropy.csv").set_index("layer")
+    row = table.loc[11]
+    assert (round(row.cosine_parallel, 4), round(row.cosine_nonparallel, 4)) == (0.9964, 0.9955)
+    assert row.top1_dim == 163 and round(100 * row.top1_share, 1) == 96.5 and round(100 * row.top5_share, 1) == 99.5
+    middle = table.loc[2:12, ["cosine_parallel", "cosine_nonparallel"]]
+    assert round(middle.min().min(), 2) == 0.96 and round(middle.max().max(), 3) == 0.996
+    assert table.loc[1:5, "top1_dim"].eq(400).all() and table.loc[6:17, "top1_dim"].eq(163).all()
+    assert round(table.loc[18, "cosine_parallel"], 1) == 0.2
