@@ -1,5 +1,6 @@
 """Alignment spaces and the anisotropy diagnostic against naive formulas; the spaces through midalign-train."""
 
+import hashlib
 import json
 import logging
 import math
@@ -234,6 +235,7 @@ def test_train_saves_the_space_with_the_run_and_a_resume_reuses_it(
         space,
     }
     assert resolved["align_space_stats"]["file"] == SPACE_FILE
+    assert resolved["align_space_stats"]["sha256"] == hashlib.sha256((out / SPACE_FILE).read_bytes()).hexdigest()
     assert "centered_retrieval_acc" in (out / "dev.csv").read_text().splitlines()[0]
     # A resume takes the run's own statistics, not fresh ones: a marked file must come back unchanged.
     tensors = load_file(out / SPACE_FILE)

@@ -6,6 +6,7 @@ Layer convention: layer 0 is the embedding output, layer k the residual stream a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -245,7 +246,7 @@ def run(config: TrainConfig) -> TrainingRecord:
     model = attach_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, targets)
     trainer = Trainer(config, model, tokenizer, layer, task_features, pair_features, out, precision)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    space, diagnostic = _alignment_space(
+    space, space_record, diagnostic = _alignment_space(
         config, data.train, space_languages, model, tokenizer, layer, align_max_length, trainer, out
     )
     trainer.use_space(space)
@@ -284,7 +285,7 @@ def run(config: TrainConfig) -> TrainingRecord:
         "total_steps": trainer.total_steps,
         "warmup_steps": trainer.warmup,
         "align_data_digest": corpus_digest(config.align_data),
-        "align_space_stats": {"file": SPACE_FILE, "n_sentences": space.stats.n_sentences, "languages": space.languages},
+        "align_space_stats": space_record,
         "anisotropy_at_layer": diagnostic,
     }
     if main:
@@ -382,32 +383,58 @@ def _save_adapter(model, space: AlignmentSpace, folder: Path) -> None:
 
 
 def _alignment_space(config, train, languages, model, tokenizer, layer, max_length, trainer, out):
-    """The run's alignment space (statistics estimated on the base model, or those of the run being resumed) and
-    the anisotropy at layer k, raw and in that space, of the statistics' sample; logs both and warns when the loss
-    is bound to start at chance."""
+    """The run's alignment space and what the record says of it: its statistics (estimated on the base model by the
+    main process, or those of the run being resumed; every process then reads the same file) and the anisotropy
+    at layer k, raw and in that space, of the statistics' sample (logged, with a warning when the loss is bound
+    to start at chance)."""
+
+    state = distributed.process_state(config.device)
+    saved = out / SPACE_FILE
+    resumed = config.resume and saved.exists()
+    sample = states = None
+    if state.is_main_process:
+        sample = train_data.first_pairs_by_hash(train, config.space_sentences)
+        states = _sample_states(sample, languages, model, tokenizer, layer, max_length, config, trainer)
+        if not resumed:
+            SpaceStats.estimate(states, layer).save(out)
+    distributed.barrier(state)
+    stats = SpaceStats.load(out)  # the file, in every process: one set of statistics for the whole run
+    space = AlignmentSpace(config.align_space, stats, config.space_rank)
+    record = {"file": SPACE_FILE, "sha256": hashlib.sha256(saved.read_bytes()).hexdigest(),
+              "n_sentences": stats.n_sentences, "languages": stats.languages}  # fmt: skip
+    diagnostic = _log_anisotropy(sample, states, languages, space, layer, config) if state.is_main_process else {}
+    return space, record, diagnostic
+
+
+def _sample_states(sample, languages, model, tokenizer, layer, max_length, config, trainer) -> dict:
+    """Pooled states at layer k {lang: [N, H]} of the sample's X sides and (under languages[0]) their English sides,
+    in the sample's first-seen order; before the first step the LoRA update is zero, so these are the base model's."""
+    import torch
+
+    english = _english_sides(sample)
+    texts = {lang: pairs.texts for lang, pairs in sample.pairs.items()}
+    texts[languages[0]] = list(english.values())
+    found = train_eval.corpus_states(model, tokenizer, texts, [layer], max_length, config.eval_batch_size,
+                                     autocast=trainer.autocast())  # fmt: skip
+    return {lang: torch.from_numpy(found[lang][:, 0]) for lang in languages if lang in found}
+
+
+def _english_sides(sample) -> dict[str, str]:
+    """The sample's English sentences by id, in first-seen order (a multi-way corpus shares them between languages)."""
+    english = {}
+    for pairs in sample.pairs.values():
+        english.update(zip(pairs.ids, pairs.english, strict=True))
+    return english
+
+
+def _log_anisotropy(sample, states, languages, space, layer, config) -> dict:
+    """Anisotropy of the sample's translation pairs, raw and in `space`, as InfoNCE sees them; logged, and a warning
+    when the loss is bound to start at chance."""
     import torch
 
     from midalign.analysis.anisotropy import pair_anisotropy
 
-    sample = train_data.first_pairs_by_hash(train, config.space_sentences)
-    english = {}
-    for pairs in sample.pairs.values():
-        english.update(zip(pairs.ids, pairs.english, strict=True))
-    texts = {lang: pairs.texts for lang, pairs in sample.pairs.items()}
-    texts[languages[0]] = list(english.values())
-    state = distributed.process_state(config.device)
-    # Before the first step the LoRA update is exactly zero: these are the base model's states.
-    found = train_eval.corpus_states(model, tokenizer, texts, [layer], max_length, config.eval_batch_size,
-                                     autocast=trainer.autocast())  # fmt: skip
-    states = {lang: torch.from_numpy(found[lang][:, 0]) for lang in languages if lang in found}
-    saved = out / SPACE_FILE
-    if config.resume and saved.exists():
-        stats = SpaceStats.load(out)
-    else:
-        stats = SpaceStats.estimate(states, layer)
-        if state.is_main_process:
-            stats.save(out)
-    space = AlignmentSpace(config.align_space, stats, config.space_rank)
+    english = _english_sides(sample)
     position = {sentence_id: i for i, sentence_id in enumerate(english)}
     x = torch.cat([states[lang] for lang in sample.languages])  # [N, H]
     en = torch.cat([states[languages[0]][[position[i] for i in sample.pairs[lang].ids]] for lang in sample.languages])
@@ -432,7 +459,7 @@ def _alignment_space(config, train, languages, model, tokenizer, layer, max_leng
                 "%.3f logit at T = %g; a better-conditioned --align-space (midalign.training.spaces) or a lower "
                 "--temperature lets it learn", name, found.logit_gap(config.temperature), config.temperature,
             )  # fmt: skip
-    return space, diagnostic
+    return diagnostic
 
 
 def _cached_before(config, evaluation, model, tokenizer, identity, precision, max_length, autocast):
