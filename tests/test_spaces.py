@@ -67,6 +67,10 @@ def test_statistics_match_a_naive_loop_and_survive_a_round_trip(tmp_path) -> Non
         torch.testing.assert_close(getattr(again, name), getattr(stats, name), rtol=0, atol=0)
     with pytest.raises(MidalignError, match="not found"):
         SpaceStats.load(tmp_path / "elsewhere")
+    (tmp_path / SPACE_FILE).write_bytes((tmp_path / SPACE_FILE).read_bytes()[:100])  # a truncated file
+    with pytest.raises(MidalignError, match="not a readable alignment space file"):
+        SpaceStats.load(tmp_path)
+    assert not list(tmp_path.glob(".*partial")), "no temporary file is left behind"
 
 
 def _naive_space(space: str, v: np.ndarray, langs: list[int], stats: SpaceStats, rank: int) -> np.ndarray:

@@ -36,11 +36,13 @@ same ones.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from midalign.errors import MidalignError
@@ -108,20 +110,29 @@ class SpaceStats:
             "languages": json.dumps(self.languages),
             "n_sentences": str(self.n_sentences),
         }
-        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(path), metadata=metadata)
+        # Atomic: a resumed run, merge or evaluation never reads a half-written file (temp file, then rename).
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(partial), metadata=metadata)
+            os.replace(partial, path)
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise MidalignError(f"cannot write {path}: {error.strerror or error}") from error
         return path
 
     @classmethod
     def load(cls, folder: Path) -> SpaceStats:
         """Read folder/alignment_space.safetensors."""
-        from safetensors import safe_open
-
         path = Path(folder) / SPACE_FILE
         if not path.is_file():
             raise MidalignError(f"{path} not found: the alignment space statistics of this run are missing")
-        with safe_open(str(path), "pt") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
+        try:
+            with safe_open(str(path), "pt") as handle:
+                metadata = handle.metadata() or {}
+            tensors = load_file(str(path))
+            int(metadata["layer"])
+        except Exception as error:  # safetensors raises its own types for a truncated or foreign file
+            raise MidalignError(f"{path} is not a readable alignment space file ({error})") from error
         return cls(
             layer=int(metadata["layer"]),
             languages=json.loads(metadata["languages"]),
