@@ -10,6 +10,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import csv
 import re
 import shutil
+import subprocess
+import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -695,3 +698,30 @@ def test_pyproject_licence_metadata_covers_the_bundled_data() -> None:
     assert all(any(root.glob(pattern)) for pattern in project["license-files"])
     assert root / "LICENSE" in matched and CORPUS / "NOTICE" in matched
     assert {p for p in (CORPUS / "licences").rglob("*") if p.is_file()} <= matched
+
+
+@pytest.mark.slow
+def test_wheel_ships_every_licence_text_and_the_notice(tmp_path: Path) -> None:
+    """`pip wheel .` of a clean clone: the NOTICE, every source's licence text and the common licence texts are in
+    the wheel (as package data and as PEP 639 licence files), with the SPDX expression in its metadata."""
+    root = Path(__file__).resolve().parents[1]
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    for path in (root / "midalign/corpora/gettext").rglob("*"):  # the working tree's corpus, committed or not
+        if path.is_file():
+            target = clone / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(clone)],
+                   check=True)  # fmt: skip
+    wheel = zipfile.ZipFile(next((tmp_path / "dist").glob("midalign-*.whl")))
+    names = set(wheel.namelist())
+    licences = sorted(p.relative_to(root).as_posix() for p in (root / "midalign/corpora/gettext/licences").rglob("*")
+                      if p.is_file())  # fmt: skip
+    assert licences and "midalign/corpora/gettext/NOTICE" in names
+    assert set(licences) <= names, "every licence text ships as package data"
+    info = next(name for name in names if name.endswith(".dist-info/METADATA"))
+    metadata = wheel.read(info).decode()
+    assert "License-Expression: MIT AND" in metadata and "GPL-2.0-or-later" in metadata
+    licence_files = {line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("License-File: ")}
+    assert {"LICENSE", "midalign/corpora/gettext/NOTICE", *licences} <= licence_files
