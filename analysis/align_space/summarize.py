@@ -145,10 +145,12 @@ def setting_table(runs: list[dict], draws: np.ndarray) -> pd.DataFrame:
     rows = []
     keys = sorted({(r["space"], r["temperature"], r["lr"]) for r in evaluated})
     for space, temperature, lr in keys:
-        members = [r for r in evaluated if (r["space"], r["temperature"], r["lr"]) == (space, temperature, lr)]
-        layer = members[0]["layer"]
+        setting = [r for r in evaluated if (r["space"], r["temperature"], r["lr"]) == (space, temperature, lr)]
+        layer = setting[0]["layer"]
         for measure in ("raw", "centered"):
-            if not all(measure in r["hits"] for r in members):
+            # Runs made before the centred evaluation existed have raw hits only: the centred row counts the others.
+            members = [r for r in setting if measure in r["hits"]]
+            if not members:
                 continue
             for group in GROUPS:
                 deltas = []
