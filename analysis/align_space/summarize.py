@@ -40,6 +40,7 @@ FIGURES = HERE.parents[1] / "figures"
 N_BOOTSTRAP = 2000
 GROUPS = ("aligned", "unseen")
 NAME = re.compile(r"(?P<space>.+)-t(?P<temperature>[0-9.e-]+)-lr(?P<lr>[0-9.e-]+)-s(?P<seed>\d+)$")
+SIGNED = {"delta", "low", "high", "t_low", "t_high", "seed_min", "seed_max", "worst_other_delta"}
 logger = logging.getLogger("summarize")
 
 
@@ -206,9 +207,11 @@ def plot_curves(curve: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, column: str) -> str:
+    if column == "lr":
+        return f"{value:g}"
     if isinstance(value, float) and not value.is_integer() and math.isfinite(value):
-        return f"{value:g}" if 0 < abs(value) < 1e-3 else f"{value:.3f}"  # learning rates as 1e-04
+        return f"{value:+.3f}" if column in SIGNED else f"{value:.3f}"
     return str(value)
 
 
@@ -216,7 +219,7 @@ def markdown(table: pd.DataFrame, columns: list[str]) -> str:
     shown = table[columns]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in shown.itertuples(index=False):
-        cells = [_cell(v) for v in row]
+        cells = [_cell(v, column) for v, column in zip(row, columns, strict=True)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
