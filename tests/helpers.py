@@ -202,3 +202,16 @@ ISO_MEMBERS: dict[str, set[str]] = {
     "lah": {"pnb", "skr", "hnd", "jat", "phr", "xhe", "hno"},
     "fil": {"tgl"},  # not a macrolanguage: Filipino is standardised Tagalog
 }  # fmt: skip
+
+
+def assert_quotes_summary_rows(text: str, marker: str, summary: list[str], at_least: int) -> None:
+    """Every table row `text` holds between <!-- marker --> and <!-- /marker --> (its header aside) is a line of a
+    study's regenerated summary.md."""
+    import re
+
+    quoted = re.search(rf"<!-- {marker} -->\n(.*?)<!-- /{marker} -->", text, re.S)
+    assert quoted, f"the study table is marked with <!-- {marker} --> ... <!-- /{marker} -->"
+    rows = [line for line in quoted.group(1).splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) >= at_least
+    for row in rows[1:]:  # the header is shared
+        assert row in summary, row

@@ -2,13 +2,12 @@
 committed runs and corpus files give: the summary is regenerated from the runs and compared, and every study row
 the README quotes is a row of the regenerated summary."""
 
-import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.helpers import run_study_summary
+from tests.helpers import assert_quotes_summary_rows, run_study_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "analysis" / "align_gettext"
@@ -29,12 +28,7 @@ def test_committed_tables_are_what_the_runs_give(regenerated, name) -> None:
 
 def test_readme_quotes_rows_of_the_regenerated_summary(regenerated) -> None:
     summary = (regenerated / "summary.md").read_text(encoding="utf-8").splitlines()
-    quoted = re.search(r"<!-- align_gettext -->\n(.*?)<!-- /align_gettext -->", README, re.S)
-    assert quoted, "the README's study table is marked with <!-- align_gettext --> ... <!-- /align_gettext -->"
-    rows = [line for line in quoted.group(1).splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) >= 4
-    for row in rows[1:]:  # the header is shared
-        assert row in summary, row
+    assert_quotes_summary_rows(README, "align_gettext", summary, at_least=4)
 
 
 def test_readme_corpus_counts_match_the_shipped_corpus() -> None:

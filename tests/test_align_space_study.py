@@ -3,13 +3,12 @@ regenerated from the runs and compared, and every study row the README quotes is
 the README's anisotropy figures for the aligned pairs are the runs' own records."""
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.helpers import run_study_summary
+from tests.helpers import assert_quotes_summary_rows, run_study_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "analysis" / "align_space"
@@ -31,12 +30,7 @@ def test_committed_tables_are_what_the_runs_give(regenerated, name) -> None:
 def test_readme_quotes_rows_of_the_regenerated_summary(regenerated) -> None:
     summary = (regenerated / "summary.md").read_text(encoding="utf-8").splitlines()
     for text in (README, (STUDY / "README.md").read_text(encoding="utf-8")):
-        quoted = re.search(r"<!-- align_space -->\n(.*?)<!-- /align_space -->", text, re.S)
-        assert quoted, "the study table is marked with <!-- align_space --> ... <!-- /align_space -->"
-        rows = [line for line in quoted.group(1).splitlines() if line.startswith("| ") and "---" not in line]
-        assert len(rows) >= 3
-        for row in rows[1:]:  # the header is shared
-            assert row in summary, row
+        assert_quotes_summary_rows(text, "align_space", summary, at_least=3)
 
 
 def test_readme_anisotropy_of_the_aligned_pairs_is_the_runs_record() -> None:
