@@ -70,6 +70,13 @@ class PairCorpus:
         """Pairs per language."""
         return {lang: len(pairs) for lang, pairs in self.pairs.items()}
 
+    def english_by_id(self) -> dict[str, str]:
+        """The English sentences by id, in first-seen order (a multi-way corpus shares them between languages)."""
+        english: dict[str, str] = {}
+        for pairs in self.pairs.values():
+            english.update(zip(pairs.ids, pairs.english, strict=True))
+        return english
+
 
 def from_parallel(corpus: data.ParallelCorpus, english: str, rows: Sequence[int] | None = None) -> PairCorpus:
     """Pairs of every language of a multi-way corpus with its English rows (all rows, or the given ones)."""

@@ -242,9 +242,7 @@ def dev_scores(
     """{metric: {lang: value}} at `layer` among each language's dev pairs: `retrieval_acc` by raw cosine (mean of
     both directions) and `centered_retrieval_acc`, the same with each side's states minus their mean over the
     language's dev pairs (midalign-analyze --center)."""
-    english = {}  # English sentences by id: a multi-way dev set shares them between languages
-    for pairs in dev.pairs.values():
-        english.update(zip(pairs.ids, pairs.english, strict=True))
+    english = dev.english_by_id()
     texts = {f"x:{lang}": pairs.texts for lang, pairs in dev.pairs.items()}
     texts["en"] = list(english.values())
     states = corpus_states(model, tokenizer, texts, [layer], max_length, batch_size, autocast=autocast)

@@ -411,20 +411,12 @@ def _sample_states(sample, languages, model, tokenizer, layer, max_length, confi
     in the sample's first-seen order; before the first step the LoRA update is zero, so these are the base model's."""
     import torch
 
-    english = _english_sides(sample)
+    english = sample.english_by_id()
     texts = {lang: pairs.texts for lang, pairs in sample.pairs.items()}
     texts[languages[0]] = list(english.values())
     found = train_eval.corpus_states(model, tokenizer, texts, [layer], max_length, config.eval_batch_size,
                                      autocast=trainer.autocast())  # fmt: skip
     return {lang: torch.from_numpy(found[lang][:, 0]) for lang in languages if lang in found}
-
-
-def _english_sides(sample) -> dict[str, str]:
-    """The sample's English sentences by id, in first-seen order (a multi-way corpus shares them between languages)."""
-    english = {}
-    for pairs in sample.pairs.values():
-        english.update(zip(pairs.ids, pairs.english, strict=True))
-    return english
 
 
 def _log_anisotropy(sample, states, languages, space, layer, config) -> dict:
@@ -434,7 +426,7 @@ def _log_anisotropy(sample, states, languages, space, layer, config) -> dict:
 
     from midalign.analysis.anisotropy import pair_anisotropy
 
-    english = _english_sides(sample)
+    english = sample.english_by_id()
     position = {sentence_id: i for i, sentence_id in enumerate(english)}
     x = torch.cat([states[lang] for lang in sample.languages])  # [N, H]
     en = torch.cat([states[languages[0]][[position[i] for i in sample.pairs[lang].ids]] for lang in sample.languages])
