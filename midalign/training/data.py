@@ -197,12 +197,12 @@ def tokenize_pairs(
     src = tokenizer([p.src_text for p in pairs], truncation=False)["input_ids"]
     tgt = tokenizer([p.tgt_text for p in pairs], truncation=False)["input_ids"]
     features, dropped = [], Counter()
+    position = {lang: i for i, lang in enumerate(languages)}
     for s, t, pair in zip(src, tgt, pairs, strict=True):
         if len(s) > max_length or len(t) > max_length:
             dropped[pair.src_lang] += 1
             continue
-        lang = list(languages).index(pair.src_lang) if pair.src_lang in languages else -1
-        features.append({"src_ids": s, "tgt_ids": t, "row": pair.row, "lang": lang})
+        features.append({"src_ids": s, "tgt_ids": t, "row": pair.row, "lang": position.get(pair.src_lang, -1)})
     if dropped:
         logger.warning(
             "%d alignment pair(s) longer than --align-max-length %d tokens left out (%s)",

@@ -76,7 +76,8 @@ class AlignmentLoss(nn.Module):
         en_langs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Loss of pooled non-English states x [B, H] against English en [B, H], taken in the module's space;
-        `*_langs` [B] are each row's language (rows of the space's statistics), needed by `language-centered`."""
+        `*_langs` [B] are each row's language (rows of the space's statistics), needed by the
+        language-centred spaces."""
         x, en = self.space(x, en, x_langs, en_langs)  # [B, H] each
         return alignment_loss(x, en, self.temperature, self.symmetric, ids)
 
