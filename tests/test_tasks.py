@@ -145,7 +145,7 @@ def test_translation_both_directions_from_a_parallel_source(flores_dir) -> None:
     assert en2x.reference.startswith("Поезд") and en2x.meta["tgt_lang"] == "rus_Cyrl"
     german = [e for e in examples if e.language == "deu_Latn"]
     perfect = mt.score(german, [e.reference for e in german])
-    assert set(perfect) == {"x2en_bleu", "x2en_chrf", "en2x_bleu", "en2x_chrf"}  # no COMET without unbabel-comet
+    assert set(perfect) == {"x2en_bleu", "x2en_chrf", "en2x_bleu", "en2x_chrf"}  # COMET: scripts/comet_score.py
     assert all(value == pytest.approx(100.0) for value in perfect.values())
     assert all(value == 0.0 for value in mt.score(german, [""] * len(german)).values())
     only = mt.load_examples(

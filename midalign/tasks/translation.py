@@ -11,13 +11,13 @@ metric name (`x2en_bleu`, `en2x_chrf`, ...).
 
 Scores are sacrebleu's corpus BLEU and chrF per language and direction. BLEU tokenizes Chinese with `zh` and
 languages written without spaces (Japanese, Thai, Lao, Khmer, Burmese) by character; everything else with
-sacrebleu's default `13a`. COMET (`wmt22-comet-da`) is added where the `unbabel-comet` package is installed and
-its model can be loaded; otherwise it is skipped with one warning.
+sacrebleu's default `13a`. COMET is scored outside midalign, by `scripts/comet_score.py` in an environment of its own
+(unbabel-comet pins transformers < 5, which cannot load the embedded Gemma 3), from the `predictions.jsonl` that
+midalign-evaluate writes.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -28,7 +28,6 @@ from midalign.tasks import Example, TaskOptions
 logger = logging.getLogger(__name__)
 
 DIRECTIONS = ("x2en", "en2x")
-COMET_MODEL = "Unbabel/wmt22-comet-da"
 _BLEU_TOKENIZE = {"cmn": "zh", "zho": "zh", "yue": "zh", "jpn": "char", "tha": "char", "lao": "char",
                   "khm": "char", "mya": "char"}  # fmt: skip
 
@@ -201,31 +200,8 @@ def bleu_tokenizer(language: str) -> str:
     return _BLEU_TOKENIZE.get(language.split("_")[0], "13a")
 
 
-@functools.cache
-def _comet_model():
-    try:
-        from comet import download_model, load_from_checkpoint
-    except ImportError:
-        logger.warning("COMET skipped: the unbabel-comet package is not installed")
-        return None
-    try:
-        return load_from_checkpoint(download_model(COMET_MODEL))
-    except Exception as error:  # no network, no hub access, a broken download: COMET is optional
-        logger.warning("COMET skipped: cannot load %s (%s)", COMET_MODEL, error)
-        return None
-
-
-def comet(sources: Sequence[str], hypotheses: Sequence[str], references: Sequence[str]) -> float | None:
-    """System-level COMET, or None where unbabel-comet or its model is unavailable."""
-    model = _comet_model()
-    if model is None:
-        return None
-    data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
-    return float(model.predict(data, batch_size=16, progress_bar=False).system_score)
-
-
 def score(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, float]:
-    """Corpus BLEU and chrF (0-100) of one language, per direction; COMET (0-1) where available."""
+    """Corpus BLEU and chrF (0-100) of one language, per direction."""
     import sacrebleu
 
     scores: dict[str, float] = {}
@@ -240,7 +216,4 @@ def score(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, 
             hypotheses, [references], tokenize=bleu_tokenizer(target)
         ).score
         scores[f"{direction}_chrf"] = sacrebleu.corpus_chrf(hypotheses, [references]).score
-        value = comet([examples[i].meta["source"] for i in rows], hypotheses, references)
-        if value is not None:
-            scores[f"{direction}_comet"] = value
     return scores
