@@ -68,7 +68,8 @@ class ModelOptions:
     )
     revision: str | None = option("Hub revision (branch, tag or commit) of --model.", None)
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = option(
-        "Precision: auto = bf16 on a capable GPU, else fp32 (training keeps fp32 weights under bf16 autocast).",
+        "Precision: auto = bf16 on a capable GPU and, for midalign-analyze's extraction, on a CPU with native bf16 "
+        "matrix units (AMX or AVX-512 BF16); else fp32 (training keeps fp32 weights under bf16 autocast).",
         "auto",
     )
     device: str = option(

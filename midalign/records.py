@@ -78,6 +78,7 @@ class AnalysisResolved:
     max_length: int | None = None
     n_blocks: int | None = None  # L: the model's decoder blocks; layers are 0 (embeddings) .. L
     dtype: str | None = None
+    dtype_choice: str | None = None  # why that precision: "given", or auto's reason (None: runs before auto chose)
     device: str | None = None
     device_map: dict[str, int] | None = None
     num_processes: int = 1

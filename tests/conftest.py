@@ -71,3 +71,11 @@ def private_state_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     (private / "models").symlink_to(models, target_is_directory=True)
     monkeypatch.setenv("MIDALIGN_CACHE", str(private))
     return private
+
+
+@pytest.fixture(autouse=True)
+def fp32_auto_on_every_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--dtype auto` picks bf16 on CPUs with native bf16 units, so CI machines of different kinds would run the
+    in-process tests in different precisions. Every test sees a CPU without them; tests/test_dtype_auto.py checks
+    the bf16 choice itself. (CLI subprocesses keep the real CPU's choice; they compare runs with each other.)"""
+    monkeypatch.setattr("midalign.models.loading.cpu_bf16_units", lambda cpuinfo=None: [])

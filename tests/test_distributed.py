@@ -61,7 +61,8 @@ def test_split_units_is_contiguous_balanced_and_complete() -> None:
 
 def test_two_process_analysis_matches_one_process(tiny_model_dir: Path, flores_dir: Path, tmp_path: Path) -> None:
     common = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de", "fr", "ru"]
-    common += ["--batch-size", "5", "--no-figures"]
+    # fp32 given: the launched processes see the real CPU (auto may pick bf16), this process the tests' CPU.
+    common += ["--batch-size", "5", "--no-figures", "--dtype", "fp32"]
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert analyze_main([*common, "--out", str(single), "--cache-dir", str(single / "cache")]) == 0
     common += ["--cache-dir", str(multi / "cache")]  # a cache of its own, so the two processes compute
@@ -88,7 +89,7 @@ def test_two_process_compiled_analysis_matches_one_process_eager(
 ) -> None:
     """--compile reaches the processes of a launch, and the states they compute together match eager's."""
     common = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de", "fr", "ru"]
-    common += ["--batch-size", "5", "--no-figures", "--metrics", "retrieval_acc"]
+    common += ["--batch-size", "5", "--no-figures", "--metrics", "retrieval_acc", "--dtype", "fp32"]
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert analyze_main([*common, "--out", str(single), "--cache-dir", str(single / "cache")]) == 0
     result = launch("midalign.analyze", *common, "--compile", "--out", str(multi), "--cache-dir", str(multi / "cache"))

@@ -111,9 +111,9 @@ def test_kill_9_mid_analysis_resumes_with_every_finished_language(
         langs = sorted(path.stem for path in (corpus / "devtest").glob("*.parquet"))
         killed = tmp_path / f"killed-{n_sentences}"
         root = killed / "cache"
-        args = analyze_args(
-            tiny_model_dir, corpus, killed, langs, "--batch-size", "1", "--no-figures", "--cache-dir", str(root)
-        )
+        # fp32 given: the subprocess sees the real CPU, the in-process rerun the tests' CPU without bf16 units.
+        args = analyze_args(tiny_model_dir, corpus, killed, langs, "--batch-size", "1", "--no-figures", "--cache-dir",
+                            str(root), "--dtype", "fp32")  # fmt: skip
         log = tmp_path / f"killed-{n_sentences}.log"
         landed = kill_when(start_cli("midalign.analyze", args, log), lambda root=root: bool(manifests(root)))
         finished = sorted(path.stem for path in manifests(root))

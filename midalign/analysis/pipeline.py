@@ -132,7 +132,7 @@ def run(config: AnalyzeConfig) -> dict:
     Under a multi-process launch (`accelerate launch`, `torchrun`) every process extracts its share of the
     languages into the shared cache (`midalign.models.shard`); the main process then scores and writes every result,
     and the others return the selection it wrote."""
-    from midalign.models.loading import clamp_max_length, load_model, model_identity
+    from midalign.models.loading import clamp_max_length, extraction_dtype, load_model, model_identity
 
     started = time.perf_counter()
     state = distributed.process_state(config.device)
@@ -146,8 +146,10 @@ def run(config: AnalyzeConfig) -> dict:
     if len(languages) < 2:
         raise MidalignError("at least two languages are needed to compare")
     metrics, pivot = resolve_metrics(config, languages)
+    dtype, dtype_choice = extraction_dtype(config.dtype, device)
+    logger.info("precision: %s (%s)", dtype, dtype_choice)
     model, tokenizer = load_model(
-        config.model, dtype=config.dtype, device=device, revision=config.revision, device_map=config.device_map
+        config.model, dtype=dtype, device=device, revision=config.revision, device_map=config.device_map
     )
     max_length = clamp_max_length(config.max_length, model)  # what the cache key records: it changes the numbers
     identity = model_identity(model)
@@ -167,6 +169,7 @@ def run(config: AnalyzeConfig) -> dict:
             max_length=max_length,
             n_blocks=n_blocks,
             dtype=dtype_name,
+            dtype_choice=dtype_choice,
             device=str(next(model.parameters()).device),
             device_map=_device_map_summary(model),
             num_processes=state.num_processes,
