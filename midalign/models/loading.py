@@ -123,8 +123,9 @@ def extraction_dtype(dtype: str, device: str = "auto") -> tuple[str, str]:
     on a CPU with native bf16 matrix units, else fp32; an explicit --dtype is kept.
 
     bf16 on those CPUs is a measured choice: on the committed 48-language UDHR run, bf16 extraction selects the same
-    layer for every metric and moves no layer's mean by more than 0.004 (analysis/dtype_validation/), and it is the
-    faster precision there. Training and generation keep `resolve_dtype`'s rule, which no such validation covers."""
+    layer for every metric and moves no layer's mean by more than 0.004 (analysis/dtype_validation/), and extraction
+    runs 2-3x faster there (analysis/benchmarks/extraction*.csv). Training and generation keep `resolve_dtype`'s
+    rule, which no such validation covers."""
     if dtype != "auto":
         return dtype, "given"
     resolved = resolve_device(device)
