@@ -1,6 +1,7 @@
 """midalign-merge: the merged adapter is exactly w_task dW_task + w_align dW_align, --fold, refusals, the sweep."""
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -233,3 +234,26 @@ def test_merged_adapter_carries_the_alignment_space(adapters, tmp_path) -> None:
     stats.save(with_space)
     merged = merge_adapters(task, with_space, tmp_path / "merged")
     torch.testing.assert_close(SpaceStats.load(merged).mean, stats.mean, rtol=0, atol=0)
+
+
+def test_the_base_model_is_loaded_at_the_adapters_revision(adapters, flores_dir, tmp_path, caplog) -> None:
+    """Regression: the dev scorer and --fold loaded the base model without --revision (always its main branch).
+
+    The revision comes from --revision when --model names the base, else from the adapters. A local base folder
+    has no revisions, so load_model says it ignores the one it is given: that line is the evidence it arrived."""
+    base, task, align = adapters
+    task, align = (_copy(path, tmp_path / path.name, revision="v1.0") for path in (task, align))
+    common = ["--task-adapter", str(task), "--align-adapter", str(align), "--sweep", "0,1", "1", "--layer", "2",
+              "--align-data", str(flores_dir), "--align-langs", "deu_Latn", "--select", "retrieval", "--fold",
+              "--device", "cpu"]  # fmt: skip
+    ignored = "revision='%s' ignored for the local folder"
+    with caplog.at_level(logging.WARNING, logger="midalign"):
+        assert main([*common, "--out", str(tmp_path / "from-adapters")]) == 0  # base and revision: the adapters'
+    assert caplog.text.count(ignored % "v1.0") == 2  # the dev scorer's model and the folded one
+    saved = json.loads((tmp_path / "from-adapters" / "config.json").read_text())
+    assert (saved["model"], saved["revision"]) == (str(base), "v1.0")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="midalign"):
+        argv = [*common, "--model", str(base), "--revision", "abc123", "--out", str(tmp_path / "given")]
+        assert main(argv) == 0
+    assert caplog.text.count(ignored % "abc123") == 2

@@ -267,7 +267,9 @@ class DevScorer:
 
         from midalign.models.loading import clamp_max_length, load_model
 
-        base, self.tokenizer = load_model(model_name, dtype=config.dtype, device=config.device)
+        base, self.tokenizer = load_model(
+            model_name, revision=config.revision, dtype=config.dtype, device=config.device
+        )
         self.model = get_peft_model(base, copy.deepcopy(lora)).eval()
         self.config, self.layer = config, _layer(config, align)
         if self.layer is None:
@@ -382,6 +384,9 @@ def run(config: MergeConfig) -> MergeRecord:
     task, align = load_adapter(config.task_adapter), load_adapter(config.align_adapter)
     check_compatible(task, align)
     model_name = config.model or (task.run.config.model if task.run else task.config.base_model_name_or_path)
+    # The base the adapters were trained on, at its revision: given with --model, else the one they record.
+    revision = config.revision if config.model else (task.run.config.revision if task.run else task.config.revision)
+    config = dataclasses.replace(config, model=model_name, revision=revision)
     resolved = {"task_languages": sorted({*task.languages("task"), *align.languages("task")}),
                 "align_languages": sorted({*task.languages("align"), *align.languages("align")})}  # fmt: skip
     resolved.update(model_identity=task.identity or align.identity, layer=_layer(config, align))
@@ -420,12 +425,12 @@ def run(config: MergeConfig) -> MergeRecord:
 
         from midalign.models.loading import load_model
 
-        base, tokenizer = load_model(model_name, dtype=config.dtype, device=config.device)
+        base, tokenizer = load_model(model_name, revision=config.revision, dtype=config.dtype, device=config.device)
         folded = PeftModel.from_pretrained(base, str(out / "adapter")).merge_and_unload()  # peft's own loading
         folded.save_pretrained(str(out / "model"))
         tokenizer.save_pretrained(str(out / "model"))
     resolved["wall_seconds"] = round(time.perf_counter() - started, 1)
-    record = MergeRecord.create(dataclasses.replace(config, model=model_name), **resolved)
+    record = MergeRecord.create(config, **resolved)
     record.save(out)
     logger.info("merged adapter (r %d, w_task %g, w_align %g) in %s", lora.r, *chosen, out / "adapter")
     return record
