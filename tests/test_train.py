@@ -262,6 +262,19 @@ def test_layer_auto_runs_the_analysis_when_none_is_given(tiny_model_dir, flores_
     assert resolved["layer"] == selection["layer"] and "analysis this run made" in resolved["layer_source"]
 
 
+def test_layer_auto_analysis_keeps_the_runs_pivot_and_cache(tiny_model_dir, flores_dir, tmp_path) -> None:
+    """Regression: the analysis `--layer auto` runs by itself was built without --english and --cache-dir, so it
+    compared every language with English (or skipped the pivot metrics) and filled the shared cache instead."""
+    out, cache = tmp_path / "auto", tmp_path / "cache"
+    argv = _args(tiny_model_dir, flores_dir, out, "--english", "fra_Latn", "--cache-dir", str(cache), "--max-steps",
+                 "1", "--no-eval")  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads((out / "analysis" / "config.json").read_text())
+    assert record["english"] == "fra_Latn" and record["resolved"]["pivot"] == "fra_Latn"
+    assert {"mexa", "cka"} <= set(record["resolved"]["metrics"])
+    assert record["cache_dir"] == str(cache) and any(cache.glob("*/*/fra_Latn.npy"))
+
+
 def test_resume_ends_where_an_uninterrupted_run_ends(
     tiny_model_dir, flores_dir, task_file, tmp_path, monkeypatch, caplog
 ) -> None:

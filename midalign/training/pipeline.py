@@ -102,6 +102,8 @@ def resolve_layer(
             max_length=config.eval_max_length,
             device=config.device,
             dtype=config.dtype,
+            english=config.english,  # the pivot and the cache are the run's own, as with --analysis
+            cache_dir=config.cache_dir,
             out=str(path.parent),
             figures=False,
             report=False,  # a by-product of picking the layer: like its figures, not worth the time
