@@ -433,6 +433,12 @@ class TrainConfig(OutputOptions, SeedOptions, TaskDataOptions, AlignmentOptions,
         100,
     )
     symmetric: bool = option("Average the loss over both retrieval directions.", False)
+    shuffle_pairs: bool = option(
+        "Exposure control: pair each X sentence with the English side of another pair of its language (a seeded "
+        "derangement), so the alignment loss reads the same texts through the same forward and gradient path "
+        "with no translation pairing. Dev retrieval still scores true pairs.",
+        False,
+    )
     gather_negatives: bool = option(
         "Under several processes, score each English sentence against every process's alignment pairs "
         "(the global micro-batch) instead of its own process's (the default, as the paper's per-device batches).",

@@ -6,6 +6,7 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from accelerate.utils import DistributedType
@@ -23,6 +24,7 @@ from midalign.training.data import (
     CycledBatchSampler,
     TaskError,
     build_pairs,
+    derangement,
     heldout_split,
     load_task_data,
 )
@@ -171,6 +173,39 @@ def test_heldout_split_and_pairs(flores_dir) -> None:
         # One row number per English sentence, shared by its translations (no false negatives in the loss).
         rows = {}
         assert all(rows.setdefault(p.tgt_text, p.row) == p.row for p in pairs) and len(set(rows.values())) == len(rows)
+
+
+def test_shuffled_pairs_read_every_text_but_never_a_translation(flores_dir) -> None:
+    """--shuffle-pairs (the exposure control): per language, the same X sentences and the same English sentences as
+    the true pairs, each X with another pair's English side; seeded, and each English row follows its sentence."""
+    corpus = load_parallel(str(flores_dir), ["eng_Latn", "deu_Latn", "rus_Cyrl"])
+    pairs = from_parallel(corpus, "eng_Latn", list(range(len(corpus.ids))))
+    position = {text: i for i, text in enumerate(corpus.sentences["eng_Latn"])}
+    for per_language in (None, 40):
+        true, shuffled = (
+            build_pairs(pairs, per_language, seed=3),
+            build_pairs(pairs, per_language, seed=3, shuffle=True),
+        )
+        for lang in ("deu_Latn", "rus_Cyrl"):
+            mine = [p for p in shuffled if p.src_lang == lang]
+            theirs = [p for p in true if p.src_lang == lang]
+            assert sorted(p.src_text for p in mine) == sorted(p.src_text for p in theirs)  # the same X texts
+            assert {p.tgt_text for p in mine} == {p.tgt_text for p in theirs}  # and English texts
+            assert all(corpus.sentences[lang][position[p.tgt_text]] != p.src_text for p in mine)  # never a translation
+        rows = {}
+        assert all(rows.setdefault(p.tgt_text, p.row) == p.row for p in shuffled)
+    assert build_pairs(pairs, None, seed=3, shuffle=True) == build_pairs(pairs, None, seed=3, shuffle=True)
+    assert build_pairs(pairs, None, seed=3, shuffle=True) != build_pairs(pairs, None, seed=4, shuffle=True)
+    mapping = derangement(7, np.random.default_rng(0))
+    assert sorted(mapping) == list(range(7)) and all(mapping[i] != i for i in range(7))
+
+
+def test_shuffled_pairs_train_end_to_end_and_are_recorded(tiny_model_dir, flores_dir, tmp_path) -> None:
+    out = tmp_path / "control"
+    assert main(_args(tiny_model_dir, flores_dir, out, "--layer", "2", "--max-steps", "2", "--shuffle-pairs",
+                      "--no-eval")) == 0  # fmt: skip
+    assert json.loads((out / "config.json").read_text())["shuffle_pairs"] is True
+    assert len(_steps(out)) == 2
 
 
 def test_task_data_errors_name_file_line_and_field(tmp_path) -> None:

@@ -167,19 +167,36 @@ def _resample(rows: Sequence[int], count: int | None, rng: np.random.Generator) 
     return picked + [rows[i] for i in sorted(rng.choice(len(rows), size=rest, replace=False))]
 
 
-def build_pairs(corpus: PairCorpus, pairs_per_language: int | None, seed: int) -> list[AlignPair]:
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random permutation of range(n) with no fixed point (n >= 2): positions in a random order, each sent to
+    the next one round the cycle."""
+    if n < 2:
+        raise MidalignError("shuffled pairs need at least two pairs per language")
+    order = rng.permutation(n)
+    mapping = np.empty(n, dtype=np.int64)
+    mapping[order] = np.roll(order, -1)
+    return mapping
+
+
+def build_pairs(
+    corpus: PairCorpus, pairs_per_language: int | None, seed: int, shuffle: bool = False
+) -> list[AlignPair]:
     """X<->English pairs of every corpus language, each language resampled to `pairs_per_language` (None: all).
 
     `row` numbers the English sentence (by id, over the whole corpus), so two pairs that share an English sentence
-    share a row and are never each other's negatives in the loss."""
+    share a row and are never each other's negatives in the loss. With `shuffle` (the exposure control), each X
+    sentence gets the English side of another pair of its language, by a derangement seeded like the resampling:
+    every text is still read, but no X sentence meets its translation."""
     english_index: dict[str, int] = {}
     pairs = []
     for index, lang in enumerate(corpus.languages):
         pair_set = corpus.pairs[lang]
         rng = np.random.default_rng([seed, index])
+        partner = derangement(len(pair_set), np.random.default_rng([seed, index, 1])) if shuffle else None
         for position in _resample(range(len(pair_set)), pairs_per_language, rng):
-            row = english_index.setdefault(pair_set.ids[position], len(english_index))
-            pairs.append(AlignPair(pair_set.texts[position], pair_set.english[position], lang, corpus.english, row))
+            other = position if partner is None else int(partner[position])
+            row = english_index.setdefault(pair_set.ids[other], len(english_index))
+            pairs.append(AlignPair(pair_set.texts[position], pair_set.english[other], lang, corpus.english, row))
     if not pairs:
         raise MidalignError("no alignment pairs: give at least one language besides the pivot in --align-langs")
     return pairs

@@ -239,7 +239,7 @@ def run(config: TrainConfig) -> TrainingRecord:
     identity = model_identity(model)
     if analysed is not None and analysed != identity:
         logger.warning("the layer was picked by an analysis of %s, but this run trains %s", analysed, identity)
-    pairs = train_data.build_pairs(data.train, config.pairs_per_language or None, config.seed)
+    pairs = train_data.build_pairs(data.train, config.pairs_per_language or None, config.seed, config.shuffle_pairs)
     space_languages = [english, *data.train.languages]  # rows of the space statistics; English first (position 0)
     pair_features, too_long = train_data.tokenize_pairs(tokenizer, pairs, align_max_length, space_languages)
     task_features = train_data.tokenize_task(tokenizer, task, task_max_length) if task else None
