@@ -106,6 +106,15 @@ def test_end_to_end_with_an_adapter_and_compare(tiny_gemma_dir, trained_run, tmp
         mean = groups[(groups.group == "supervised") & (groups.metric == "chrf")].value.iloc[0]
         assert mean == pytest.approx(scores[(scores.group == "supervised") & (scores.metric == "chrf")].value.mean())
         assert 0 <= german <= 100
+        items = pd.read_csv(out / "item_scores.csv")  # one row per example and metric, averaging to scores.csv
+        assert list(items.columns) == ["id", "language", "group", "metric", "value"] and len(items) == 2 * 3 * len(
+            LANGS
+        )
+        assert set(items.id) == {p["id"] for p in predictions}
+        exact = items[items.metric == "exact_match"].groupby("language").value.mean()
+        assert exact.to_dict() == pytest.approx(
+            scores[scores.metric == "exact_match"].set_index("language").value.to_dict()
+        )
     resolved = json.loads((tuned / "config.json").read_text())["resolved"]
     assert resolved["adapter"].endswith("adapter") and resolved["groups_from"] == str(trained_run)
     assert resolved["wall_seconds"] > 0 and resolved["n_examples"]["ell_Grek"] == 3

@@ -61,6 +61,28 @@ def test_cldr_scores_known_answers() -> None:
     assert cldr.score(examples, half)["exact_match"] == pytest.approx(0.5)
 
 
+def test_item_scores_average_to_the_recipe_scores() -> None:
+    """Per-example scores: exact match averages to the recipe's exact match; chrF is sacrebleu's sentence chrF (of
+    the normalised strings for cldr, of the raw ones for translation), in the example's direction."""
+    import sacrebleu
+
+    examples = cldr.make_examples(["fra_Latn"], "date_long", "test", 6)
+    predictions = [e.reference if i % 3 else "1 janvier 1900" for i, e in enumerate(examples)]
+    items = cldr.item_scores(examples, predictions)
+    assert sum(i["exact_match"] for i in items) / len(items) == cldr.score(examples, predictions)["exact_match"]
+    assert [i["chrf"] for i in items] == [
+        sacrebleu.sentence_chrf(cldr.normalize(p), [cldr.normalize(e.reference)]).score
+        for e, p in zip(examples, predictions, strict=True)
+    ]
+    meta = [{"direction": "x2en"}, {"direction": "en2x"}]
+    pairs = [Example(id=str(i), language="deu_Latn", prompt="p", reference=r, meta=m)
+             for i, (r, m) in enumerate(zip(["The file is open.", "Die Datei"], meta, strict=True))]  # fmt: skip
+    scored = mt.item_scores(pairs, ["The file is opened.", "Die Datei"])
+    assert list(scored[0]) == ["x2en_chrf"] and list(scored[1]) == ["en2x_chrf"]
+    assert scored[0]["x2en_chrf"] == sacrebleu.sentence_chrf("The file is opened.", ["The file is open."]).score
+    assert scored[1]["en2x_chrf"] == pytest.approx(100.0)
+
+
 def test_cldr_data_files_feed_midalign_train(tmp_path) -> None:
     out = tmp_path / "data"
     argv = ["--langs", "eng_Latn", "de", "--n-train", "5", "--n-dev", "2", "--n-test", "3", "--out", str(out)]

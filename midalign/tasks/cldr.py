@@ -197,6 +197,19 @@ def score(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, 
     return {"exact_match": exact, "chrf": chrf}
 
 
+def item_scores(examples: Sequence[Example], predictions: Sequence[str]) -> list[dict[str, float]]:
+    """Per example: exact match (after `normalize`; their mean is `score`'s exact match) and sentence chrF (their
+    mean is the sentence-mean chrF, not the corpus chrF). What intervals over test items resample."""
+    import sacrebleu
+
+    out = []
+    for example, prediction in zip(examples, predictions, strict=True):
+        predicted, reference = normalize(prediction), normalize(example.reference)
+        chrf = sacrebleu.sentence_chrf(predicted, [reference]).score
+        out.append({"exact_match": float(predicted == reference), "chrf": chrf})
+    return out
+
+
 # ---- writing the data --------------------------------------------------------------------------------------------
 def write(config: CldrDataConfig) -> dict[str, int]:
     """Write OUT/{train,dev,test}.jsonl and OUT/config.json; return the examples per split."""

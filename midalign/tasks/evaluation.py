@@ -8,7 +8,9 @@ base-model retrieval (from that analysis run) with the first run's scores and th
 
 Outputs under --out: `predictions.jsonl` (one line per example), `scores.csv` (`language,group,metric,value`,
 rewritten after every language, so a crash keeps the finished ones), `groups.csv` (`group,metric,value,
-n_languages`: the mean over a group's languages, and over all of them), `config.json`.
+n_languages`: the mean over a group's languages, and over all of them), `config.json`; and, for recipes that score
+single examples (cldr: exact match and sentence chrF; translation: sentence chrF), `item_scores.csv`
+(`id,language,group,metric,value`, one row per example and metric): what intervals over test items resample.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from midalign.tasks import by_language, recipe
 logger = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ["language", "group", "metric", "value"]
+ITEM_COLUMNS = ["id", "language", "group", "metric", "value"]
+ITEM_SCORES = "item_scores.csv"
 GROUP_COLUMNS = ["group", "metric", "value", "n_languages"]
 
 
@@ -111,7 +115,8 @@ def run(config: EvaluateConfig) -> pd.DataFrame:
 
     started = time.perf_counter()
     out = prepare_output_dir(config.out)
-    _check_output(out, config.overwrite, ("predictions.jsonl", "scores.csv", "groups.csv"))
+    _check_output(out, config.overwrite, ("predictions.jsonl", "scores.csv", "groups.csv", ITEM_SCORES))
+    (out / ITEM_SCORES).unlink(missing_ok=True)  # an earlier run's, replaced under --overwrite
     task = recipe(config.task)
     examples = task.load_examples(config)
     rows = by_language(examples)
@@ -131,7 +136,8 @@ def run(config: EvaluateConfig) -> pd.DataFrame:
                                      n_examples={lang: len(idx) for lang, idx in rows.items()},
                                      max_new_tokens=max_new_tokens, device=str(device))  # fmt: skip
     record.save(out)
-    scores, generation_seconds = [], 0.0
+    scores, items, generation_seconds = [], [], 0.0
+    itemize = getattr(task, "item_scores", None)  # recipes whose metrics are means over single examples
     with (out / "predictions.jsonl").open("w", encoding="utf-8") as handle:
         for lang, idx in rows.items():
             chosen = [examples[i] for i in idx]
@@ -146,6 +152,11 @@ def run(config: EvaluateConfig) -> pd.DataFrame:
             values = {**task.score(chosen, predictions), "n_examples": len(chosen)}
             scores += [{"language": lang, "group": groups[lang], "metric": k, "value": v} for k, v in values.items()]
             pd.DataFrame(scores, columns=SCORE_COLUMNS).to_csv(out / "scores.csv", index=False)
+            if itemize is not None:
+                for example, values_of in zip(chosen, itemize(chosen, predictions), strict=True):
+                    items += [{"id": example.id, "language": lang, "group": groups[lang], "metric": k, "value": v}
+                              for k, v in values_of.items()]  # fmt: skip
+                pd.DataFrame(items, columns=ITEM_COLUMNS).to_csv(out / ITEM_SCORES, index=False)
             logger.info("%s (%s): %s", lang, groups[lang], ", ".join(f"{k} {v:.3g}" for k, v in values.items()))
     table = pd.DataFrame(scores, columns=SCORE_COLUMNS)
     means = group_scores(table[table.metric != "n_examples"])

@@ -217,3 +217,14 @@ def score(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, 
         ).score
         scores[f"{direction}_chrf"] = sacrebleu.corpus_chrf(hypotheses, [references]).score
     return scores
+
+
+def item_scores(examples: Sequence[Example], predictions: Sequence[str]) -> list[dict[str, float]]:
+    """Per example: sentence chrF in its direction (`x2en_chrf` or `en2x_chrf`; their mean is the sentence-mean
+    chrF, not `score`'s corpus chrF). What intervals over test sentences resample."""
+    import sacrebleu
+
+    return [
+        {f"{e.meta['direction']}_chrf": sacrebleu.sentence_chrf(p, [e.reference]).score}
+        for e, p in zip(examples, predictions, strict=True)
+    ]
