@@ -336,7 +336,7 @@ def plot_pivot_pairs(
         run.groups(group_by, list(table.columns)),
         group_by,
         aggregate,
-        f"{run.label}: {_metric_label(metric)} with the pivot {run.pivot} at layer {layer}",
+        f"{run.label}: {_metric_label(metric)}\nwith the pivot {run.pivot} at layer {layer}",
         _metric_label(metric),
         None,
         xlabel="direction",
