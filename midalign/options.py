@@ -242,6 +242,9 @@ MAX_SENTENCES_HELP = "Use only the first N parallel sentences of a multi-way cor
 PAIR_METRICS = ("retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap")
 PIVOT_METRICS = ("mexa", "cka")
 METRICS = PAIR_METRICS + PIVOT_METRICS
+# Which directed pairs midalign-analyze scores with the pair metrics: all of them, or each language with the pivot
+# (--english) in both directions only (2 (n - 1) pairs instead of n (n - 1); what X<->English alignment needs).
+PAIRS = ("all", "pivot")
 PROBE_HELP = (
     "Also probe every layer for language identity (probe.csv, figures/probe_retrieval.png): 5-fold logistic "
     "regression split by sentence, so no sentence is in training and test; its cost is in the README."
@@ -299,6 +302,11 @@ class AnalyzeConfig(OutputOptions, PivotOptions, ModelOptions):
         "(--english) is among the languages (naming them without it is an error).",
         None,
     )
+    pairs: Literal["all", "pivot"] = option(
+        "Directed pairs the pair metrics score: all = every pair, pivot = every language with the pivot (--english) "
+        "in both directions only, about 2/n of the work for n languages (the pivot must be among the languages).",
+        "all",
+    )
     select_metric: Literal["retrieval_acc", "margin_retrieval_acc", "cosine", "cosine_gap", "mexa"] = option(
         "Metric whose mean over pairs (mexa: over languages against the pivot) picks the layer.", "retrieval_acc"
     )
@@ -336,6 +344,8 @@ class AnalyzeConfig(OutputOptions, PivotOptions, ModelOptions):
 
         if self.pooling not in POOLINGS:
             raise MidalignError(f"unknown pooling {self.pooling!r}; choose from {', '.join(POOLINGS)}")
+        if self.pairs not in PAIRS:
+            raise MidalignError(f"unknown --pairs {self.pairs!r}; choose from {', '.join(PAIRS)}")
         _at_least(self, 1, "batch_size", "max_length", "margin_k")
         if self.max_sentences is not None and self.max_sentences < 2:
             raise MidalignError("--max-sentences must be at least 2: retrieval needs candidates to choose from")

@@ -275,3 +275,63 @@ def test_pivot_outside_the_languages(
     assert set(cka.tgt) == {"fra_Latn"} and set(cka.src) == {"deu_Latn"}
     assert main([*base, "--out", str(tmp_path / "d"), "--metrics", "mexa", "bleu"]) == 2
     assert "unknown --metrics bleu; choose from retrieval_acc" in caplog.text
+
+
+def test_pivot_pairs_end_to_end_equal_the_all_run_rows(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--pairs pivot: exactly X <-> pivot, each row the all run's bit for bit; tables, selection from those pairs,
+    figures and report; recorded, and a rerun with the other --pairs is refused without --overwrite."""
+    every, pivot = tmp_path / "all", tmp_path / "pivot"
+    assert analyze(tiny_model_dir, flores_dir, every, "--english", "fr", "--no-figures", "--no-report") == 0
+    assert analyze(tiny_model_dir, flores_dir, pivot, "--pairs", "pivot", "--english", "fr") == 0
+    rows = pd.read_parquet(pivot / "pairs.parquet")
+    for metric, group in rows.groupby("metric", observed=True):
+        pairs = set(zip(group.src.astype(str), group.tgt.astype(str), strict=True))
+        others = [code for code in CODES if code != "fra_Latn"]
+        wanted = {(code, "fra_Latn") for code in others}
+        if metric not in ("mexa", "cka"):
+            wanted |= {("fra_Latn", code) for code in others}
+        assert pairs == wanted, metric
+    full = pd.read_parquet(every / "pairs.parquet")
+    key = ["layer", "src", "tgt", "metric"]
+    joined = rows.astype({"src": str, "tgt": str, "metric": str}).merge(
+        full.astype({"src": str, "tgt": str, "metric": str}), on=key, suffixes=("", "_all"), how="left"
+    )
+    assert len(joined) == len(rows) == 5 * (4 * 6 + 2 * 3)  # layers x (4 pair metrics x 6 pairs + mexa, cka x 3)
+    np.testing.assert_array_equal(joined.value.to_numpy(), joined.value_all.to_numpy())  # bit for bit
+    config = json.loads((pivot / "config.json").read_text())
+    assert config["pairs"] == "pivot" and config["resolved"]["n_directed_pairs"] == 6
+    assert config["resolved"]["pivot"] == "fra_Latn"
+    assert json.loads((every / "config.json").read_text())["pairs"] == "all"
+    selection = json.loads((pivot / "selection.json").read_text())
+    curve = rows[rows.metric == "retrieval_acc"].groupby("layer").value.mean()
+    assert selection["score"] == pytest.approx(curve.loc[1:3].max()) and "pairs with the pivot" in selection["rule"]
+    per_language = pd.read_csv(pivot / "per_language.csv").query("metric == 'cosine'")
+    german = rows[(rows.metric == "cosine") & ((rows.src == "deu_Latn") | (rows.tgt == "deu_Latn"))]
+    np.testing.assert_allclose(
+        per_language[per_language.lang == "deu_Latn"].set_index("layer").value,
+        german.groupby("layer").value.mean(),
+        rtol=1e-5,
+    )  # a language's mean over its two pairs with the pivot
+    layers = pd.read_csv(pivot / "layers.csv").query("metric == 'retrieval_acc' and group_by == 'all'")
+    assert (layers.n == 6).all()
+    for name in ("layer_curve.png", "layer_language_heatmap.png", f"pivot_pairs_layer{selection['layer']}.png"):
+        assert (pivot / "figures" / name).stat().st_size > 0, name
+    assert not list((pivot / "figures").glob("language_heatmap_layer*.png"))
+    report = (pivot / "report.html").read_text(encoding="utf-8")
+    assert "retrieval_acc (against fra_Latn only)" in report and "--pairs pivot" in report
+    assert analyze(tiny_model_dir, flores_dir, pivot, "--english", "fr", "--no-figures") == 2
+    assert "already holds an analysis with other settings (pairs); pass --overwrite" in caplog.text
+
+
+def test_pivot_pairs_need_the_pivot_among_the_languages(
+    tiny_model_dir: Path, flores_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "de", "fr", "--no-figures"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--pairs", "pivot"]) == 2
+    assert "--pairs pivot scores every language against the pivot --english eng_Latn, which is not among" in caplog.text
+    assert not (tmp_path / "a" / "config.json").exists(), "refused before any record or long work"
+    with pytest.raises(SystemExit) as stopped:
+        main([*base, "--out", str(tmp_path / "b"), "--pairs", "some"])
+    assert stopped.value.code == 2

@@ -34,6 +34,19 @@ def test_bench_metrics_small(tmp_path: Path) -> None:
         assert row[column] > 0, column
 
 
+def test_bench_metrics_pivot_small(tmp_path: Path) -> None:
+    table = run_benchmark(
+        "bench_metrics.py", "--pairs", "pivot", "--langs", "9", "--layers", "2", "--sentences", "20", "--hidden",
+        "16", "--all-langs", "4", "--all-layers", "1", out=tmp_path / "metrics_pivot.csv",
+    )  # fmt: skip
+    row = table.iloc[0]
+    assert (row.langs, row.pivot_directed_pairs, row.all_directed_pairs, row.all_subset_langs) == (9, 16, 72, 4)
+    for column in ("gemm_peak_gflops", "pivot_s", "pivot_fraction_of_gemm_peak", "pivot_peak_rss_gb", "all_subset_s"):
+        assert row[column] > 0, column
+    # the extrapolation scales the 4-language run by 9 * 10 / (4 * 5) pairs and 2 / 1 layers
+    assert row.all_s_extrapolated == pytest.approx(row.all_subset_s * 9 * 10 / 20 * 2, rel=1e-3)
+
+
 @pytest.mark.real_model
 def test_bench_align_step_quick(tmp_path: Path) -> None:
     table = run_benchmark("bench_align_step.py", "--quick", "--batch-size", "2", out=tmp_path / "align.csv")

@@ -9,12 +9,14 @@ import torch
 from midalign.analysis.metrics import (
     ALL_METRICS,
     FUSED_MAX_SENTENCES,
+    MEMORY_BYTES,
     METRICS,
     Workspace,
     all_layer_metrics,
     check_metrics,
     pair_metrics,
     pivot_metrics,
+    pivot_pair_metrics,
     top_k,
     top_k_mean,
 )
@@ -241,3 +243,74 @@ def test_fused_scorer_steps_aside_above_its_sentence_limit(caplog: pytest.LogCap
     eager = pair_metrics(states)
     for name in METRICS:
         torch.testing.assert_close(fused[name], eager[name], rtol=0, atol=0)
+
+
+def _pivot_cells(n_langs: int, pivot: int) -> torch.Tensor:
+    """X -> pivot and pivot -> X for every X != pivot."""
+    cells = torch.zeros(n_langs, n_langs, dtype=torch.bool)
+    cells[pivot] = cells[:, pivot] = True
+    cells[pivot, pivot] = False
+    return cells
+
+
+@pytest.mark.parametrize(
+    ("n_langs", "n_sentences", "hidden", "memory_bytes"),
+    [
+        (6, 5, 16, MEMORY_BYTES),  # under PIVOT_MIN_SENTENCES: every pair scored, the pivot's kept
+        (6, 12, 16, MEMORY_BYTES),  # one block holds every language
+        (13, 20, 32, 2 * 20 * 20 * 13 * 4 * 3),  # 3 languages per block: pivots before, in and after a block
+        (11, 30, 64, 1),  # one language per block
+        (40, 50, 640, MEMORY_BYTES),  # UDHR's sentence count and gemma's width
+    ],
+)
+@pytest.mark.parametrize("center", [False, True])
+def test_pivot_pair_metrics_equal_every_pair_bit_for_bit(
+    n_langs: int, n_sentences: int, hidden: int, memory_bytes: int, center: bool
+) -> None:
+    """Known answer: each pivot pair's value is the all-pairs scorer's, to the bit, for every pivot position (before,
+    inside and after the blocks), and every other entry is NaN."""
+    rng = np.random.default_rng(n_langs)
+    shared = rng.normal(size=(1, n_sentences, hidden))
+    noise = rng.normal(scale=1.2, size=(n_langs, n_sentences, hidden)) + rng.normal(size=(n_langs, 1, hidden))
+    states = torch.from_numpy((shared + noise).astype(np.float32))
+    every = pair_metrics(states, center=center, memory_bytes=memory_bytes)
+    for pivot in range(n_langs):
+        got = pivot_pair_metrics(states, pivot, center=center, memory_bytes=memory_bytes)
+        cells = _pivot_cells(n_langs, pivot)
+        for name in METRICS:
+            assert torch.equal(got[name][cells], every[name][cells]), (name, pivot)
+            undefined = ~cells & ~torch.eye(n_langs, dtype=torch.bool)
+            assert torch.isnan(got[name][undefined]).all(), (name, pivot)
+
+
+def test_pivot_pair_metrics_see_the_pivot_not_the_others() -> None:
+    """A pivot pair's values do not depend on the other languages' states (only what is asked is computed), and an
+    unknown pivot index is an error."""
+    rng = np.random.default_rng(5)
+    states = torch.from_numpy(rng.normal(size=(5, 20, 16)).astype(np.float32))
+    base = pivot_pair_metrics(states, 2)
+    changed = states.clone()
+    changed[0] = torch.from_numpy(rng.normal(size=(20, 16)).astype(np.float32))
+    other = pivot_pair_metrics(changed, 2)
+    cells = _pivot_cells(5, 2)
+    cells[0] = cells[:, 0] = False  # the pairs with language 0 may change, no other
+    for name in METRICS:
+        assert torch.equal(base[name][cells], other[name][cells]), name
+    with pytest.raises(MidalignError, match="pivot index 5 is outside the 5 languages"):
+        pivot_pair_metrics(states, 5)
+
+
+def test_all_layer_metrics_pivot_pairs_are_the_all_run_rows() -> None:
+    rng = np.random.default_rng(6)
+    langs = ["a", "b", "c", "d"]
+    states = {lang: rng.normal(size=(16, 3, 8)).astype(np.float32) for lang in langs}
+    every = all_layer_metrics(states, langs, layers=[0, 2], metrics=ALL_METRICS, pivot="c")
+    pivot = all_layer_metrics(states, langs, layers=[0, 2], metrics=ALL_METRICS, pivot="c", pairs="pivot")
+    cells = _pivot_cells(4, 2).numpy()
+    for name in ALL_METRICS:
+        np.testing.assert_array_equal(pivot[name][:, cells], every[name][:, cells])
+        assert np.isnan(pivot[name][:, ~cells & ~np.eye(4, dtype=bool)]).all(), name  # self pairs: in no table
+    with pytest.raises(MidalignError, match="need the pivot e among the languages"):
+        all_layer_metrics(states, langs, layers=[0], metrics=["cosine"], pivot="e", pairs="pivot")
+    with pytest.raises(MidalignError, match="unknown pairs 'some'"):
+        all_layer_metrics(states, langs, layers=[0], pivot="c", pairs="some")

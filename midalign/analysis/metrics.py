@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from midalign.errors import MidalignError
-from midalign.options import PAIR_METRICS, PIVOT_METRICS
+from midalign.options import PAIR_METRICS, PAIRS, PIVOT_METRICS
 
 logger = logging.getLogger(__name__)
 METRICS = PAIR_METRICS  # every directed pair
@@ -176,6 +176,79 @@ def _hits(parallel: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
     return (parallel >= best).float()
 
 
+class _Scorer(NamedTuple):
+    """What every block of one layer shares: the unit states, the cosine totals, k and the buffers."""
+
+    unit: torch.Tensor  # [n, N, H]
+    total: torch.Tensor  # [n, n] float64: the sum of cos over all N x N sentence pairs of each language pair
+    k: int
+    workspace: Workspace
+    fused: bool
+
+
+def _scorer(states: torch.Tensor, margin_k: int, center: bool, workspace: Workspace | None, fused: bool) -> _Scorer:
+    n_sentences = states.shape[1]
+    unit = prepare(states, center)  # [n, N, H]
+    # The sum over all N x N sentence pairs of cos(s_i, t_j) is (sum_i s_i) . (sum_j t_j) for unit vectors. float64:
+    # the off-diagonal mean is this total minus the parallel sum, which cancels most of it when cosines are near 1.
+    # Always the whole [n, n] product (n^2 H, negligible): a pivot run then reads the very bits an all run reads.
+    sums = unit.sum(dim=1, dtype=torch.float64)
+    if fused and n_sentences > FUSED_MAX_SENTENCES:
+        logger.warning(
+            "%d sentences: scoring eagerly (the fused scorer is for up to %d)", n_sentences, FUSED_MAX_SENTENCES
+        )
+        fused = False
+    return _Scorer(unit, sums @ sums.T, min(margin_k, n_sentences), workspace or Workspace(), fused)
+
+
+def _score_pairs(
+    scorer: _Scorer, start: int, stop: int, key_start: int, key_stop: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    """(forward, backward, parallel): the metrics, each [B, m], of query languages start..stop against key languages
+    key_start..key_stop (forward[b, t] is query b -> key t, backward[b, t] is key t -> query b), and the
+    translations' cosines [B, m, N] (a view into the workspace, valid until the next block).
+
+    The keys enter the product sentence-major, so the block comes out as [B, N(src), N(tgt), m]: the slices along
+    either sentence axis are then runs of m contiguous values, which the top-k networks consume without a
+    transposed copy. Those networks give the margin densities and each query's best cosine, so retrieval costs no
+    pass of its own. Every value of a (query, key) pair depends on that pair's similarities alone, so any blocking
+    of the queries and keys gives the same values.
+    """
+    unit, workspace = scorer.unit, scorer.workspace
+    _, n_sentences, hidden = unit.shape
+    block, rest = stop - start, key_stop - key_start
+    shape = (block, n_sentences, n_sentences, rest)  # [B, N(src), N(tgt), m]
+    queries = unit[start:stop].reshape(block * n_sentences, hidden)
+    keys = workspace.get("keys", (n_sentences, rest, hidden), unit)
+    keys.copy_(unit[key_start:key_stop].transpose(0, 1))  # sentence-major: row j * m + t is sentence j of language t
+    sim = workspace.get("sim", shape, unit)
+    torch.mm(queries, keys.view(-1, hidden).T, out=sim.view(block * n_sentences, n_sentences * rest))
+    parallel = torch.diagonal(sim, dim1=1, dim2=2)  # [B, m, N]: cos of each translation pair
+    scores = fused_scorer()(sim, scorer.k) if scorer.fused else score_block(sim, scorer.k, workspace)
+    # The same two operations as the margins' on the diagonal alone: each translation's margin is bit-identical
+    # to its entry in the block.
+    margin_parallel = parallel / (scores.source_density + scores.target_density).transpose(1, 2)  # [B, m, N]
+    forward = {  # s -> t: each source sentence queries the target's sentences
+        "retrieval_acc": _hits(parallel, scores.row_best.transpose(1, 2)).mean(dim=2),
+        "margin_retrieval_acc": _hits(margin_parallel, scores.margin_row_best.transpose(1, 2)).mean(dim=2),
+    }
+    backward = {  # t -> s: each target sentence queries the source's sentences
+        "retrieval_acc": _hits(parallel, scores.column_best.transpose(1, 2)).mean(dim=2),
+        "margin_retrieval_acc": _hits(margin_parallel, scores.margin_column_best.transpose(1, 2)).mean(dim=2),
+    }
+    cosine, gap = _cosines(parallel.sum(dim=-1), scorer.total[start:stop, key_start:key_stop], n_sentences)
+    forward["cosine"] = backward["cosine"] = cosine  # symmetric in s and t
+    forward["cosine_gap"] = backward["cosine_gap"] = gap
+    return forward, backward, parallel
+
+
+def _cosines(parallel_sum: torch.Tensor, total: torch.Tensor, n_sentences: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cosine and cosine_gap from the sums of the translations' cosines and of all N x N cosines (float64)."""
+    cosine = parallel_sum / n_sentences
+    off_diagonal = (total - parallel_sum) / max(n_sentences * (n_sentences - 1), 1)
+    return cosine, cosine - off_diagonal.float()
+
+
 @torch.no_grad()
 def pair_metrics(
     states: torch.Tensor,
@@ -189,61 +262,158 @@ def pair_metrics(
 
     The similarity matrix of (t, s) is that of (s, t) transposed, so each unordered pair is computed once: a block
     of source languages meets only itself and the languages after it, and both directions are read from the same
-    block. The keys enter the product sentence-major, so the block comes out as [B, N(src), N(tgt), m]: the slices
-    along either sentence axis are then runs of m contiguous values, which the top-k networks consume without a
-    transposed copy. Those networks give the margin densities and each query's best cosine, so retrieval costs no
-    pass of its own; the cosine sums come from one product of the languages' summed unit vectors.
+    block (`_score_pairs`); the cosine sums come from one product of the languages' summed unit vectors.
 
     fused: score each block with the compiled scorer (`fused_scorer`); the results are bit-identical to eager's.
     Its networks are unrolled over the sentences, so above FUSED_MAX_SENTENCES (FLORES' 1012) the graph would take
     longer to compile than to run: there the eager scorer runs, with a warning.
     """
-    n_langs, n_sentences, hidden = states.shape
-    unit = prepare(states, center)  # [n, N, H]
-    k = min(margin_k, n_sentences)
-    out = {name: torch.empty(n_langs, n_langs, device=unit.device) for name in METRICS}
-    # The sum over all N x N sentence pairs of cos(s_i, t_j) is (sum_i s_i) . (sum_j t_j) for unit vectors. float64:
-    # the off-diagonal mean is this total minus the parallel sum, which cancels most of it when cosines are near 1.
-    sums = unit.sum(dim=1, dtype=torch.float64)
-    total = sums @ sums.T  # [n, n]
+    n_langs, n_sentences, _ = states.shape
+    scorer = _scorer(states, margin_k, center, workspace, fused)
+    out = {name: torch.empty(n_langs, n_langs, device=scorer.unit.device) for name in METRICS}
     step = _block_size(n_langs, n_sentences, memory_bytes)
-    workspace = workspace or Workspace()
-    if fused and n_sentences > FUSED_MAX_SENTENCES:
-        logger.warning(
-            "%d sentences: scoring eagerly (the fused scorer is for up to %d)", n_sentences, FUSED_MAX_SENTENCES
-        )
-        fused = False
     for start in range(0, n_langs, step):
         stop = min(start + step, n_langs)
-        block, rest = stop - start, n_langs - start
-        shape = (block, n_sentences, n_sentences, rest)  # [B, N(src), N(tgt), m]
-        queries = unit[start:stop].reshape(block * n_sentences, hidden)
-        keys = workspace.get("keys", (n_sentences, rest, hidden), unit)
-        keys.copy_(unit[start:].transpose(0, 1))  # sentence-major: row j * m + t is sentence j of language t
-        sim = workspace.get("sim", shape, unit)
-        torch.mm(queries, keys.view(-1, hidden).T, out=sim.view(block * n_sentences, n_sentences * rest))
-        parallel = torch.diagonal(sim, dim1=1, dim2=2)  # [B, m, N]: cos of each translation pair
-        scores = fused_scorer()(sim, k) if fused else score_block(sim, k, workspace)
-        # The same two operations as the margins' on the diagonal alone: each translation's margin is bit-identical
-        # to its entry in the block.
-        margin_parallel = parallel / (scores.source_density + scores.target_density).transpose(1, 2)  # [B, m, N]
-        forward = {  # s -> t: each source sentence queries the target's sentences
-            "retrieval_acc": _hits(parallel, scores.row_best.transpose(1, 2)).mean(dim=2),
-            "margin_retrieval_acc": _hits(margin_parallel, scores.margin_row_best.transpose(1, 2)).mean(dim=2),
-        }
-        backward = {  # t -> s: each target sentence queries the source's sentences
-            "retrieval_acc": _hits(parallel, scores.column_best.transpose(1, 2)).mean(dim=2),
-            "margin_retrieval_acc": _hits(margin_parallel, scores.margin_column_best.transpose(1, 2)).mean(dim=2),
-        }
-        parallel_sum = parallel.sum(dim=-1)  # [B, m]
-        cosine = parallel_sum / n_sentences
-        off_diagonal = (total[start:stop, start:] - parallel_sum) / max(n_sentences * (n_sentences - 1), 1)
-        forward["cosine"] = backward["cosine"] = cosine  # symmetric in s and t
-        forward["cosine_gap"] = backward["cosine_gap"] = cosine - off_diagonal.float()
+        forward, backward, _ = _score_pairs(scorer, start, stop, start, n_langs)
         for name in METRICS:  # the block's rows, then its columns (the diagonal block is written twice, equal)
             out[name][start:stop, start:] = forward[name]
             out[name][start:, start:stop] = backward[name].T
     return out
+
+
+def _pivot_chunk(n_sentences: int, memory_bytes: int) -> int:
+    # Languages per block against one language: the two [B, N, N, 1] fp32 block tensors within the budget.
+    return max(1, memory_bytes // max(2 * n_sentences * n_sentences * 4, 1))
+
+
+HIT_METRICS = ("retrieval_acc", "margin_retrieval_acc")  # the pair metrics read from the top-k networks
+# Below this many sentences a pivot run scores every pair and keeps the pivot's: there the products against one
+# language are so thin that MKL switches to small-matrix kernels whose bits depend on the shape (measured on an
+# AVX-512 CPU: an ulp apart in cosine up to 11 sentences, equal from 12), and every pair costs little anyway.
+PIVOT_MIN_SENTENCES = 16
+
+
+def _pivot_entries(matrices: dict[str, torch.Tensor], pivot: int) -> dict[str, torch.Tensor]:
+    """Keep only the pivot's row and column of [n, n] matrices (NaN elsewhere)."""
+    keep = torch.zeros_like(matrices[METRICS[0]], dtype=torch.bool)
+    keep[pivot] = keep[:, pivot] = True
+    return {name: torch.where(keep, values, torch.nan) for name, values in matrices.items()}
+
+
+@torch.no_grad()
+def pivot_pair_metrics(
+    states: torch.Tensor,
+    pivot: int,
+    margin_k: int = 4,
+    center: bool = False,
+    memory_bytes: int = MEMORY_BYTES,
+    workspace: Workspace | None = None,
+    fused: bool = False,
+) -> dict[str, torch.Tensor]:
+    """The metrics of `pair_metrics` for the pairs X -> pivot and pivot -> X only, each as an [n_langs, n_langs]
+    matrix that is NaN outside the pivot's row and column: about 2 / n of the work (`--pairs pivot`).
+
+    Every defined entry is bit-identical to `pair_metrics`' with the same `memory_bytes`, on the same device. Each
+    pair is scored in the orientation pair_metrics scores it in (which language queries, which is the key), since
+    a matrix product need not give the same bits both ways. pair_metrics' blocks decide it: a language before the
+    pivot's block queries the pivot; the pivot queries every language after its block; within the pivot's block,
+    X -> pivot comes from the pivot querying X and pivot -> X from X querying the pivot (pair_metrics writes the
+    block's columns last). So the pivot's own block (at most n / 8 languages) is scored both ways. The sums of the
+    translations' cosines go through `_block_sums`, which sums them in pair_metrics' order.
+    """
+    n_langs, n_sentences, _ = states.shape
+    if not 0 <= pivot < n_langs:
+        raise MidalignError(f"pivot index {pivot} is outside the {n_langs} languages")
+    if n_sentences < PIVOT_MIN_SENTENCES:
+        return _pivot_entries(pair_metrics(states, margin_k, center, memory_bytes, workspace, fused), pivot)
+    scorer = _scorer(states, margin_k, center, workspace, fused)
+    out = {name: torch.full((n_langs, n_langs), torch.nan, device=scorer.unit.device) for name in METRICS}
+    step = _block_size(n_langs, n_sentences, memory_bytes)
+    block_start = pivot // step * step
+    block_stop = min(block_start + step, n_langs)
+    chunk = _pivot_chunk(n_sentences, memory_bytes)
+    # The translations' cosines of X querying the pivot (X before the block's end) and of the pivot querying X (X
+    # from the block's start on): [n, N] each, rows outside those ranges unused.
+    queries_pivot = torch.zeros(n_langs, n_sentences, device=scorer.unit.device)
+    pivot_queries = torch.zeros(n_langs, n_sentences, device=scorer.unit.device)
+    for start in range(block_start, n_langs, chunk):
+        stop = min(start + chunk, n_langs)
+        forward, backward, parallel = _score_pairs(scorer, pivot, pivot + 1, start, stop)
+        after = max(start, block_stop)
+        for name in HIT_METRICS:
+            out[name][pivot, after:stop] = forward[name][0, after - start :]
+            out[name][start:stop, pivot] = backward[name][0]
+        pivot_queries[start:stop] = parallel[0]
+    for start in range(0, block_stop, chunk):
+        stop = min(start + chunk, block_stop)
+        forward, backward, parallel = _score_pairs(scorer, start, stop, pivot, pivot + 1)
+        before = min(stop, block_start)
+        for name in HIT_METRICS:
+            out[name][start:before, pivot] = forward[name][: before - start, 0]
+            out[name][pivot, start:stop] = backward[name][:, 0]
+        queries_pivot[start:stop] = parallel[:, 0]
+    _pivot_cosines(out, scorer, pivot, step, queries_pivot, pivot_queries)
+    return out
+
+
+def _block_sums(scorer: _Scorer, start: int, stop: int, cells: dict[tuple[int, int], torch.Tensor]) -> torch.Tensor:
+    """The sums over sentences of `cells` {(b, t): translations' cosines [N]}, each summed exactly as pair_metrics
+    sums the diagonal of its block of query languages start..stop.
+
+    torch's CPU sum picks its loop (vectorised over the keys or not, how many accumulators) from the tensor's
+    shape and strides, and so the order in which it adds a cell's N cosines. The cells therefore go into a zeroed
+    [B, m, N] tensor of the block's shape whose keys are contiguous and whose sentences are not, as in
+    pair_metrics' diagonal view: the same loop, the same bits, for O(B m N) memory instead of the block's
+    O(B m N^2)."""
+    n_langs, n_sentences, _ = scorer.unit.shape
+    block, rest = stop - start, n_langs - start
+    # The padding column keeps the sentence stride above the key count, as the diagonal's stride m (N + 1) is.
+    buffer = scorer.workspace.get("block_sums", (block, n_sentences, rest + 1), scorer.unit).zero_()
+    for (b, t), values in cells.items():
+        buffer[b, :, t] = values
+    sums = buffer[:, :, :rest].permute(0, 2, 1).sum(dim=-1)  # [B, m]
+    return torch.stack([sums[b, t] for b, t in cells])
+
+
+def _pivot_cosines(
+    out: dict[str, torch.Tensor],
+    scorer: _Scorer,
+    pivot: int,
+    step: int,
+    queries_pivot: torch.Tensor,
+    pivot_queries: torch.Tensor,
+) -> None:
+    """Write cosine and cosine_gap of the pivot's pairs, each from the block and orientation pair_metrics reads it
+    from (see pivot_pair_metrics)."""
+    n_langs, n_sentences, _ = scorer.unit.shape
+    block_start = pivot // step * step
+    block_stop = min(block_start + step, n_langs)
+    for start in range(0, block_stop, step):
+        # (query, key) -> the directed pairs (src, tgt) that read its sums in pair_metrics
+        readers: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        cells: dict[tuple[int, int], torch.Tensor] = {}
+        if start < block_start:  # a block before the pivot's: X queries the pivot, both directions read it
+            for lang in range(start, min(start + step, n_langs)):
+                readers[lang, pivot] = [(lang, pivot), (pivot, lang)]
+                cells[lang - start, pivot - start] = queries_pivot[lang]
+        else:  # the pivot's block: the pivot queries X for X -> pivot (and pivot -> X after the block)
+            for lang in range(start, n_langs):
+                if lang != pivot:
+                    readers[pivot, lang] = [(lang, pivot)] + ([(pivot, lang)] if lang >= block_stop else [])
+                    cells[pivot - start, lang - start] = pivot_queries[lang]
+            for lang in range(start, block_stop):  # X of the block queries the pivot for pivot -> X
+                if lang != pivot:
+                    readers[lang, pivot] = [(pivot, lang)]
+                    cells[lang - start, pivot - start] = queries_pivot[lang]
+        if not cells:  # the pivot alone in the last block: every pair was in earlier blocks
+            continue
+        sums = _block_sums(scorer, start, min(start + step, n_langs), cells)
+        queries, keys = (torch.tensor(index, device=sums.device) for index in zip(*readers, strict=True))
+        cosine, gap = _cosines(sums, scorer.total[queries, keys], n_sentences)
+        for position, pairs in enumerate(readers.values()):
+            for src, tgt in pairs:
+                out["cosine"][src, tgt] = cosine[position]
+                out["cosine_gap"][src, tgt] = gap[position]
 
 
 @torch.no_grad()
@@ -291,20 +461,25 @@ def all_layer_metrics(
     device: str | torch.device = "cpu",
     metrics: Sequence[str] = METRICS,
     pivot: str | None = None,
+    pairs: str = "all",
 ) -> dict[str, np.ndarray]:
     """Each of `metrics` as [len(layers), n_langs, n_langs] from per-language arrays [N, L + 1, H].
 
     A pivot metric (mexa, cka) fills only the column of `pivot` (rows: every other language as source) and is NaN
-    everywhere else: only those pairs are defined.
+    everywhere else: only those pairs are defined. pairs="pivot" scores the pair metrics on X -> pivot and
+    pivot -> X only (`pivot_pair_metrics`; NaN elsewhere), pairs="all" on every directed pair.
     """
     metrics = check_metrics(metrics)
+    if pairs not in PAIRS:
+        raise MidalignError(f"unknown pairs {pairs!r}; choose from {', '.join(PAIRS)}")
     wanted_pairs = [name for name in metrics if name in METRICS]
     wanted_pivot = [name for name in metrics if name in PIVOT_METRICS]
-    if wanted_pivot and pivot not in languages:
-        raise MidalignError(f"{', '.join(wanted_pivot)} need the pivot {pivot} among the languages")
+    need_pivot = wanted_pivot + (wanted_pairs if pairs == "pivot" else [])
+    if need_pivot and pivot not in languages:
+        raise MidalignError(f"{', '.join(need_pivot)} need the pivot {pivot} among the languages")
     n = len(languages)
     results = {name: np.full((len(layers), n, n), np.nan, dtype=np.float32) for name in metrics}
-    index = list(languages).index(pivot) if wanted_pivot else -1
+    index = list(languages).index(pivot) if need_pivot else -1
     others = np.arange(n) != index
     workspace = Workspace()
     for position, layer in enumerate(tqdm(layers, desc="metrics", unit="layer", leave=False)):
@@ -312,7 +487,11 @@ def all_layer_metrics(
         layer_states = torch.from_numpy(np.stack([np.asarray(states[lang][:, layer, :]) for lang in languages]))
         layer_states = layer_states.to(device)
         if wanted_pairs:
-            matrices = pair_metrics(layer_states, margin_k=margin_k, center=center, workspace=workspace)
+            options = {"margin_k": margin_k, "center": center, "workspace": workspace}
+            if pairs == "pivot":
+                matrices = pivot_pair_metrics(layer_states, index, **options)
+            else:
+                matrices = pair_metrics(layer_states, **options)
             for name in wanted_pairs:
                 results[name][position] = matrices[name].cpu().numpy()
         if wanted_pivot:

@@ -73,6 +73,8 @@ def resolve_metrics(config: AnalyzeConfig, languages: Sequence[str]) -> tuple[li
     or picking the layer, they make it an error before any long work."""
     explicit = config.metrics is not None
     metrics = [name for name in ALL_METRICS if name in (config.metrics if explicit else ALL_METRICS)]
+    if config.pairs == "pivot":  # every pair metric needs the pivot then
+        return metrics, _pivot_of_pairs(config, languages)
     pivot_metrics = [name for name in metrics if name in PIVOT_METRICS]
     if not pivot_metrics:
         return metrics, None
@@ -90,6 +92,23 @@ def resolve_metrics(config: AnalyzeConfig, languages: Sequence[str]) -> tuple[li
             " and ".join(pivot_metrics),
         )
         return [name for name in metrics if name not in PIVOT_METRICS], None
+
+
+def _pivot_of_pairs(config: AnalyzeConfig, languages: Sequence[str]) -> str:
+    """The pivot's code for --pairs pivot, which scores every language against it: an error before any long work
+    when it is not among the languages."""
+    try:
+        return resolve_language(config.english, languages)
+    except UnknownLanguageError as error:
+        raise MidalignError(
+            f"--pairs pivot scores every language against the pivot --english {config.english}, which is not among "
+            f"the analysed languages ({error}); add it to --langs or use --pairs all"
+        ) from error
+
+
+def directed_pairs(n_langs: int, pairs: str) -> int:
+    """How many directed pairs the pair metrics score: n (n - 1), or 2 (n - 1) with --pairs pivot."""
+    return n_langs * (n_langs - 1) if pairs == "all" else 2 * (n_langs - 1)
 
 
 def write_tables(out: Path, matrices: dict, languages: list[str], layers: list[int], n_sentences: int) -> pd.DataFrame:
@@ -174,7 +193,7 @@ def run(config: AnalyzeConfig) -> dict:
             device_map=_device_map_summary(model),
             num_processes=state.num_processes,
             cache_dir=str(cache.root),
-            n_directed_pairs=len(languages) * (len(languages) - 1),
+            n_directed_pairs=directed_pairs(len(languages), config.pairs),
             metrics=metrics,
             pivot=pivot,
         )
@@ -230,7 +249,7 @@ def run(config: AnalyzeConfig) -> dict:
 # --overwrite (the same settings rerun in place, reusing the cache).
 # --probe is not one: it adds probe.csv without changing any other number, so a rerun in place may add it.
 NUMBER_OPTIONS = ("model", "revision", "langs", "dataset", "split", "max_sentences", "max_length", "dtype", "pooling",
-                  "center", "margin_k", "select_metric", "english", "metrics")  # fmt: skip
+                  "center", "margin_k", "select_metric", "english", "metrics", "pairs")  # fmt: skip
 
 
 def changed_options(out: Path, config: AnalyzeConfig) -> list[str] | None:
@@ -277,13 +296,15 @@ def _score_and_write(
     languages = corpus.languages
     layers = list(range(n_blocks + 1))
     metric_start = time.perf_counter()
+    device = _resolve_device(config.device)
     matrices = all_layer_metrics(
-        states, languages, layers, config.margin_k, config.center, _resolve_device(config.device), metrics, pivot
+        states, languages, layers, config.margin_k, config.center, device, metrics, pivot, config.pairs
     )
     logger.info(
-        "%s for %d directed pairs x %d layers in %.1f s",
+        "%s for %d directed pairs%s x %d layers in %.1f s",
         ", ".join(metrics),
-        len(languages) * (len(languages) - 1),
+        directed_pairs(len(languages), config.pairs),
+        f" (each language with the pivot {pivot})" if config.pairs == "pivot" else "",
         len(layers),
         time.perf_counter() - metric_start,
     )
@@ -295,7 +316,7 @@ def _score_and_write(
         from midalign.analysis.probe import language_probe  # scikit-learn: only when asked for
 
         language_probe(states, languages, layers).to_csv(out / "probe.csv", index=False, float_format="%.6g")
-    selection = select_layer(matrices, layers, n_blocks, config.select_metric)
+    selection = select_layer(matrices, layers, n_blocks, config.select_metric, config.pairs)
     selection.update(model=identity, dataset=config.dataset, split=corpus.split, pooling=config.pooling, pivot=pivot)
     selection["languages"] = languages
     (out / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")

@@ -8,7 +8,9 @@ Files of a run directory (the contract `midalign-analyze --out DIR` writes):
 table `pairs.parquet` or `pairs.csv` (columns `layer,src,tgt,metric,value`; parquet is preferred and read
 with filters, because a 442-language run holds ~15 M rows); `probe.csv` when the run had `--probe`. The pivot
 metrics (mexa, cka) have pair rows only for X -> pivot and per-language rows for every language but the pivot;
-runs made before them simply lack those rows.
+runs made before them simply lack those rows. A `--pairs pivot` run (`AnalysisRun.scored_pairs`) has pair rows of
+the other metrics only for X -> pivot and pivot -> X: a language's per-language value is the mean of its two pairs,
+the pivot's the mean of all of them, and `pair_matrix` is NaN off the pivot's row and column.
 """
 
 from __future__ import annotations
@@ -105,6 +107,12 @@ class AnalysisRun:
         """The language the pivot metrics compare with (None when the run has none)."""
         resolved = self.config.get("resolved") or {}
         return resolved.get("pivot") or (self.config.get("english") if set(PIVOT_METRICS) & set(self.metrics) else None)
+
+    @property
+    def scored_pairs(self) -> str:
+        """--pairs: which directed pairs the pair metrics were scored on: "all", or "pivot" (each language with the
+        pivot, both directions; the pair table then has only those rows). Runs made before --pairs scored all."""
+        return str(self.config.get("pairs") or "all")
 
     @property
     def selected_layer(self) -> int:

@@ -51,7 +51,8 @@ def pairs_frame(matrices: Mapping[str, np.ndarray], languages: Sequence[str], la
 def per_language_frame(
     matrices: Mapping[str, np.ndarray], languages: Sequence[str], layers: Sequence[int]
 ) -> pd.DataFrame:
-    """Per layer and language: mean over every directed pair in which the language is source or target.
+    """Per layer and language: mean over every directed pair in which the language is source or target (in a
+    --pairs pivot run, every pair scored: a language's two pairs with the pivot; the pivot's pairs with all).
 
     A pivot metric's value for language X is its X -> pivot value; the pivot has no row (its mean over every
     language would describe the others, not the pivot).

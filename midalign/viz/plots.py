@@ -236,11 +236,12 @@ def plot_layer_curve(
     ax.set_ylabel(_metric_label(metrics[0]) if len(metrics) == 1 else "value")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(run.layer_ids), 20)))
     ax.grid(alpha=0.3)
-    spread_over = (
-        f"{n_pairs} languages against {run.pivot}"
-        if metrics[0] in PIVOT_METRICS
-        else f"{n_pairs} directed language pairs"
-    )
+    if metrics[0] in PIVOT_METRICS:
+        spread_over = f"{n_pairs} languages against {run.pivot}"
+    elif run.scored_pairs == "pivot":
+        spread_over = f"{n_pairs} directed pairs with the pivot {run.pivot} (both directions)"
+    else:
+        spread_over = f"{n_pairs} directed language pairs"
     named = " and ".join(_metric_label(metric) for metric in metrics)
     ax.set_title(f"{run.label}: {named} by layer\nspread across {spread_over}{note}", fontsize=11)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
@@ -255,9 +256,11 @@ def _layer_language_figure(
     title: str,
     cbar_label: str,
     selected: int | None,
+    xlabel: str = LAYER_LABEL,
     **heat,
 ) -> Figure:
-    """Languages as rows (grouped, then best first), layers as columns; collapses to groups when many."""
+    """Languages as rows (grouped, then best first), layers (or other columns) as columns; collapses to groups when
+    many."""
     langs = table.T  # language x layer
     if groups is None:
         groups = pd.Series("all", index=langs.index)
@@ -279,7 +282,7 @@ def _layer_language_figure(
         col = list(langs.columns).index(selected)
         ax.add_patch(Rectangle((col, 0), 1, n, fill=False, ec="black", lw=2, clip_on=False))
         title += f"; selected layer {selected} outlined"
-    ax.set_xlabel(LAYER_LABEL)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(by if aggregate else "language")
     ax.set_title(title, fontsize=11)
     return fig
@@ -298,6 +301,45 @@ def plot_layer_language_heatmap(
         f"{run.label}: {_metric_label(metric)} per language",
         _metric_label(metric),
         run.selected_layer,
+        cmap="viridis",
+    )
+
+
+def pivot_pairs_table(run: AnalysisRun, layer: int, metric: str) -> pd.DataFrame:
+    """Both directions of every language's pair with the pivot at a layer: rows `X -> pivot` and `pivot -> X`,
+    one column per language but the pivot (the long table's rows, as a --pairs pivot run holds them)."""
+    frame = run._pairs_for(layer=layer, metric=metric)
+    src, tgt = frame["src"].astype(str), frame["tgt"].astype(str)
+    to_pivot = frame[tgt == run.pivot].set_index(src[tgt == run.pivot])["value"]
+    from_pivot = frame[src == run.pivot].set_index(tgt[src == run.pivot])["value"]
+    codes = [code for code in run.codes if code != run.pivot]
+    return pd.DataFrame(
+        [to_pivot.reindex(codes), from_pivot.reindex(codes)], index=[f"X → {run.pivot}", f"{run.pivot} → X"]
+    )
+
+
+def plot_pivot_pairs(
+    run: AnalysisRun,
+    layer: int | None = None,
+    metric: str = "retrieval_acc",
+    group_by: str = "script",
+    aggregate: bool | None = None,
+) -> Figure:
+    """Each language's pairs with the pivot at a layer (default: the selected one), both directions side by side:
+    what a --pairs pivot run has instead of a language x language matrix (which would be one row and one column)."""
+    if run.pivot is None:
+        raise MidalignError(f"{run.path} has no pivot language: no pairs with the pivot to draw")
+    layer = run.selected_layer if layer is None else int(layer)
+    table = pivot_pairs_table(run, layer, metric)
+    return _layer_language_figure(
+        table,
+        run.groups(group_by, list(table.columns)),
+        group_by,
+        aggregate,
+        f"{run.label}: {_metric_label(metric)}\nwith the pivot {run.pivot} at layer {layer}",
+        _metric_label(metric),
+        None,
+        xlabel="direction",
         cmap="viridis",
     )
 
@@ -596,7 +638,8 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
 
 
 def save_run_figures(run: AnalysisRun, out_dir: str | Path, dpi: int = 150) -> list[Path]:
-    """Write layer_curve.png, layer_language_heatmap.png and language_heatmap_layer{k}.png, with the pivot metrics
+    """Write layer_curve.png, layer_language_heatmap.png and language_heatmap_layer{k}.png (a --pairs pivot run:
+    pivot_pairs_layer{k}.png), with the pivot metrics
     pivot_curves.png and mexa_layer_language_heatmap.png, with a probe probe_retrieval.png, and anisotropy.png;
     return paths."""
     out_dir = Path(out_dir)
@@ -604,14 +647,17 @@ def save_run_figures(run: AnalysisRun, out_dir: str | Path, dpi: int = 150) -> l
     curve_metric = curve_metric if curve_metric in run.metrics else run.metrics[0]
     paths = [save_figure(plot_layer_curve(run, (curve_metric,)), out_dir / "layer_curve.png", dpi)]
     if curve_metric not in PIVOT_METRICS:
-        paths += [
-            save_figure(plot_layer_language_heatmap(run, curve_metric), out_dir / "layer_language_heatmap.png", dpi),
-            save_figure(
-                plot_language_heatmap(run, metric=curve_metric),
-                out_dir / f"language_heatmap_layer{run.selected_layer}.png",
-                dpi,
-            ),
-        ]
+        paths.append(
+            save_figure(plot_layer_language_heatmap(run, curve_metric), out_dir / "layer_language_heatmap.png", dpi)
+        )
+        # A --pairs pivot run's language x language matrix would be one row and one column: its pairs are drawn
+        # per language and direction instead.
+        pair_figure, name = (
+            (plot_pivot_pairs(run, metric=curve_metric), "pivot_pairs")
+            if run.scored_pairs == "pivot"
+            else (plot_language_heatmap(run, metric=curve_metric), "language_heatmap")
+        )
+        paths.append(save_figure(pair_figure, out_dir / f"{name}_layer{run.selected_layer}.png", dpi))
     pivot_metrics = [name for name in PIVOT_METRICS if name in run.metrics]
     if pivot_metrics:
         paths.append(save_figure(plot_layer_curve(run, pivot_metrics), out_dir / "pivot_curves.png", dpi))

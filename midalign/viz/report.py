@@ -445,6 +445,9 @@ def _summary(item: ReportRun) -> str:
         "selected layer": f"{item.run.selected_layer} (mean {selection.get('metric')} "
         f"{float(selection.get('score', float('nan'))):.3f})",
         "metrics": ", ".join(info.describe for info in item.metrics),
+        "pairs": "each language with the pivot, both directions (--pairs pivot)"
+        if item.run.scored_pairs == "pivot"
+        else "every directed pair",
     }
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in cells.items())
     return f"<h2>{html.escape(item.label)}</h2><table>{rows}</table>"
@@ -468,7 +471,12 @@ def build_report(runs: Sequence[ReportRun], max_cells: int = REPORT_MAX_CELLS) -
         ),
     ]
     pairs = language_figure(runs, max_cells)
-    if pairs is None:
+    if pairs is None and any(item.run.pairs_path is not None for item in runs):
+        notes.append(
+            "No language × language heatmap: no metric here was scored on every pair (a --pairs pivot run scores "
+            "each language with the pivot only; the layer × language heatmap shows those)."
+        )
+    elif pairs is None:
         notes.append("No language × language heatmap: no run here has a pair table (pairs.parquet / pairs.csv).")
     else:
         figures.append(("language-language", "Language × language (row: source, column: target)", pairs))
