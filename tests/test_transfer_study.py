@@ -1,8 +1,8 @@
-"""The committed transfer study (analysis/transfer) is what its evaluations give: the summary is regenerated from
-the committed evaluation folders and compared, the paired differences are recomputed naively from the per-language
-scores, and every row the README quotes is a row of the regenerated summary."""
+"""studies/transfer/summarize.py on synthetic evaluation folders with known differences."""
 
-import re
+from __future__ import annotations
+
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,75 +10,67 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tests.helpers import run_study_summary
-
 ROOT = Path(__file__).resolve().parents[1]
-STUDY = ROOT / "analysis" / "transfer"
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-TABLES = ["results", "per_seed", "per_language", "predictors", "predictors_languages", "merge_weights", "base_model"]
+ITEMS = {"deu_Latn": ("supervised", ["a", "b", "c", "d"]), "spa_Latn": ("alignment", ["a", "b", "e"])}
 
 
-@pytest.fixture(scope="module")
-def regenerated(tmp_path_factory) -> Path:
-    return run_study_summary(STUDY / "summarize.py", tmp_path_factory.mktemp("transfer"))
+def _summarize():
+    spec = importlib.util.spec_from_file_location("transfer_summary", ROOT / "studies" / "transfer" / "summarize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.mark.parametrize("name", TABLES)
-def test_committed_tables_are_what_the_evaluations_give(regenerated, name) -> None:
-    committed, again = pd.read_csv(STUDY / f"{name}.csv"), pd.read_csv(regenerated / f"{name}.csv")
-    pd.testing.assert_frame_equal(committed, again, check_exact=False, atol=1e-6)
+def _write(root: Path, name: str, shift: dict[str, float], seed_offset: float, finished: bool = True) -> None:
+    folder = root / "eval" / "translation" / name
+    folder.mkdir(parents=True)
+    rows = []
+    for lang, (group, ids) in ITEMS.items():
+        for k, item in enumerate(ids):
+            value = 40 + 5 * k + seed_offset + shift.get(lang, 0.0)  # items differ; a seed moves every item
+            rows.append({"id": item, "language": lang, "group": group, "metric": "x2en_chrf", "value": value})
+    pd.DataFrame(rows).to_csv(folder / "item_scores.csv", index=False)
+    if finished:
+        (folder / "groups.csv").write_text("group,metric,value,n_languages\n")
 
 
-def test_figures_are_written(regenerated) -> None:
-    for name in ("transfer_effects.png", "transfer_predictors_cldr.png", "transfer_predictors_translation.png"):
-        assert (regenerated / name).stat().st_size > 20_000, name
+def test_paired_differences_intervals_and_the_rule(tmp_path: Path) -> None:
+    seed_effects = {0: 0.0, 1: 2.0, 2: -1.0}
+    control = {0: 0.5, 1: -0.8, 2: 0.1}  # a control whose per-seed differences straddle 0
+    for seed, offset in seed_effects.items():
+        _write(tmp_path, f"task-s{seed}", {}, offset)
+        _write(tmp_path, f"align-s{seed}", {"spa_Latn": 3.0}, offset)  # +3 on every alignment-group item
+        _write(tmp_path, f"control-s{seed}", {"deu_Latn": control[seed], "spa_Latn": control[seed]}, offset)
+    _write(tmp_path, "raw-s0", {"spa_Latn": 1.0}, 0.0, finished=False)  # still running: not read
+    _write(tmp_path, "merged-s7", {"spa_Latn": 1.0}, 0.0)  # no task-only run of seed 7: no pair
+    summarize = _summarize()
+    summarize.main(["--root", str(tmp_path), "--figures", str(tmp_path / "figures"), "--draws", "500"])
+    results = pd.read_csv(tmp_path / "results.csv")
+    row = results.set_index(["group", "condition"])
+    assert set(results.condition) == {"task", "align", "control"}  # raw unfinished, merged unpaired
+    align = row.loc[("alignment", "align")]
+    assert (align.difference, align.ci_low, align.ci_high, align.t_low, align.t_high) == pytest.approx((3,) * 5)
+    assert align.distinguishable and align.seeds_better == 3 and align.n_items == 3
+    assert (
+        row.loc[("supervised", "align")].difference == pytest.approx(0)
+        and not row.loc[("supervised", "align")].distinguishable
+    )
+    # transfer = the alignment group here; all = both languages, each weighing half
+    assert row.loc[("all", "align")].difference == pytest.approx(1.5)
+    ctrl = row.loc[("all", "control")]
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(list(control.values())), scale=stats.sem(list(control.values())))
+    assert (ctrl.t_low, ctrl.t_high) == pytest.approx((low, high), rel=1e-5)  # 6 digits in the CSV
+    assert not ctrl.distinguishable
+    task = row.loc[("supervised", "task")]
+    assert task["mean"] == pytest.approx(40 + 7.5 + np.mean(list(seed_effects.values())))  # item mean 47.5 + seed mean
+    assert (task.seed_min, task.seed_max) == pytest.approx((46.5, 49.5))
+    summary = (tmp_path / "summary.md").read_text()
+    assert "+3.000 [+3.000, +3.000] **≠0**" in summary and summarize.RULE in summary
+    assert (tmp_path / "figures" / "transfer_effects.png").stat().st_size > 10_000
+    per_seed = pd.read_csv(tmp_path / "per_seed.csv")
+    assert len(per_seed[(per_seed.group == "all") & (per_seed.condition == "control")]) == 3
 
 
-def test_paired_differences_recomputed_naively() -> None:
-    results = pd.read_csv(STUDY / "results.csv")
-    checked = 0
-    for row in results[results.group.isin(["alignment", "unseen"]) & (results.condition != "task")].itertuples():
-        differences = []
-        for seed in range(20):
-            paths = [STUDY / "eval" / row.task / f"{name}-s{seed}" / "scores.csv" for name in (row.condition, "task")]
-            if not all(path.is_file() for path in paths):
-                continue
-            means = []
-            for path in paths:
-                scores = pd.read_csv(path)
-                chosen = scores[(scores.metric == row.metric) & (scores.group == row.group)]
-                means.append(chosen.value.mean())
-            differences.append(means[0] - means[1])
-        assert len(differences) == row.n_seeds
-        assert sum(differences) / len(differences) == pytest.approx(row.difference, abs=1e-9)
-        assert row.ci_low <= row.difference + 1e-9 and row.difference <= row.ci_high + 1e-9
-        if np.ptp(differences) == 0:  # every seed agrees (a merge that chose w_align = 0): no spread, no width
-            low = high = differences[0]
-        else:
-            low, high = stats.t.interval(0.95, len(differences) - 1, loc=np.mean(differences),
-                                         scale=stats.sem(differences))  # fmt: skip
-        assert (row.t_low, row.t_high) == pytest.approx((low, high))
-        excludes = (row.ci_low > 0 or row.ci_high < 0) and (low > 0 or high < 0)
-        assert row.distinguishable == (row.condition != "task" and excludes)
-        checked += 1
-    assert checked >= 2 * 2 * 2 * 4  # tasks x metrics x groups x conditions
-
-
-def test_every_condition_is_paired_on_every_seed_of_its_task() -> None:
-    results = pd.read_csv(STUDY / "results.csv")
-    assert set(results.task) == {"cldr", "translation"}
-    assert set(results.condition) == {"task", "k11", "k4", "k18", "merged"}
-    seeds = results[results.condition == "task"].groupby("task").n_seeds.max()
-    assert (results.n_seeds == results.task.map(seeds)).all(), "a condition lacks a seed its task-only run has"
-    assert seeds.min() >= 5, "the study promises at least 5 seeds per condition"
-
-
-def test_readme_quotes_rows_of_the_regenerated_summary(regenerated) -> None:
-    summary = (regenerated / "summary.md").read_text(encoding="utf-8").splitlines()
-    quoted = re.search(r"<!-- transfer -->\n(.*?)<!-- /transfer -->", README, re.S)
-    assert quoted, "the README's study tables are marked with <!-- transfer --> ... <!-- /transfer -->"
-    rows = [line for line in quoted.group(1).splitlines() if line.startswith("| ") and "---" not in line]
-    quoted_rows = [row for row in rows if not row.startswith("| group") and not row.startswith("| task |")]
-    assert len(quoted_rows) >= 6
-    for row in quoted_rows:
-        assert row in summary, row
+def test_without_finished_evaluations_it_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"run studies/transfer/run_all\.sh first"):
+        _summarize().main(["--root", str(tmp_path), "--figures", str(tmp_path)])
