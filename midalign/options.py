@@ -12,11 +12,15 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from midalign.errors import MidalignError
 
 TASKS = ("cldr", "massive", "translation", "entities")
+# Option vocabularies that the models package checks too: defined here, so parsing options imports no torch.
+Pooling = Literal["mean", "mean_no_special", "last", "weighted_mean"]
+POOLINGS: tuple[str, ...] = get_args(Pooling)
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's device_map strategies
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 FORWARD_BATCH_HELP = "Sentences or prompts per forward (does not change the numbers)."
@@ -292,7 +296,7 @@ class AnalyzeConfig(OutputOptions, PivotOptions, ModelOptions):
         "sequential, passed to from_pretrained; one process only. Default: the whole model on --device.",
         None,
     )
-    pooling: Literal["mean", "mean_no_special", "last", "weighted_mean"] = option(
+    pooling: Pooling = option(
         "mean = masked mean over all real tokens incl. special ones (the paper's); see README.", "mean"
     )
     center: bool = option("Subtract each language's mean vector before scoring.", False)
@@ -339,9 +343,6 @@ class AnalyzeConfig(OutputOptions, PivotOptions, ModelOptions):
                 )
             if self.select_metric not in self.metrics:
                 raise MidalignError(f"--select-metric {self.select_metric} is not among --metrics; add it there")
-        from midalign.models.loading import DEVICE_MAPS
-        from midalign.models.representations import POOLINGS
-
         if self.pooling not in POOLINGS:
             raise MidalignError(f"unknown pooling {self.pooling!r}; choose from {', '.join(POOLINGS)}")
         if self.pairs not in PAIRS:

@@ -83,6 +83,23 @@ def test_command_defaults_and_shared_validation() -> None:
         EvaluateConfig(task="cldr", max_examples=0)
 
 
+def test_parsing_and_validating_options_imports_no_torch() -> None:
+    """Options are checked before any long work; a fresh interpreter shows they need neither torch nor transformers
+    (AnalyzeConfig once imported torch for the pooling and device-map vocabularies)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from midalign.options import AnalyzeConfig, EvaluateConfig, MergeConfig, TrainConfig\n"
+        "AnalyzeConfig(pooling='last', device_map='auto'); TrainConfig(); EvaluateConfig(task='cldr')\n"
+        "MergeConfig(task_adapter='a', align_adapter='b')\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_record_round_trip_and_schema(tmp_path: Path) -> None:
     record = TrainingRecord.create(TrainConfig(layer="5", seed=3), layer=5, aligned=False, task_languages=["deu_Latn"])
     path = record.save(tmp_path)

@@ -32,6 +32,7 @@ from torch import nn
 
 from midalign.errors import MidalignError
 from midalign.models.representations import num_blocks  # one definition of depth: the blocks that exist
+from midalign.options import DEVICE_MAPS
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ _DTYPES = {
 }
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 # from_pretrained's placements for a model spread over several devices (accelerate's big-model inference).
-DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
 class ModelNotFoundError(MidalignError):

@@ -12,15 +12,12 @@ is captured. That works for any decoder whose blocks are an `nn.ModuleList`, wit
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from midalign.errors import MidalignError
-
-Pooling = Literal["mean", "mean_no_special", "last", "weighted_mean"]
-POOLINGS: tuple[str, ...] = get_args(Pooling)
+from midalign.options import POOLINGS, Pooling
 
 
 class LayerOutOfRangeError(MidalignError, ValueError):

@@ -11,7 +11,7 @@ ANALYSIS=analysis/gemma-3-270m_udhr     # picks block 11 for --layer auto
 ALIGNED="spa_Latn ita_Latn pol_Latn rus_Cyrl"
 UNSEEN="por_Latn nld_Latn ces_Latn ukr_Cyrl tur_Latn"
 GEN_BATCH=48                             # generation batch: 1.3x the throughput of 16 on short sentences, one thread
-TIMES=$HERE/wall_times.csv
+TIMES=${TIMES:-$HERE/wall_times.csv}
 [ -f "$TIMES" ] || echo "task,step,seed,seconds" > "$TIMES"
 
 timed() {  # timed NAME COMMAND...: run it, append its wall time to $TIMES
