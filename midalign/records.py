@@ -86,6 +86,7 @@ class AnalysisResolved:
     n_directed_pairs: int | None = None
     metrics: list[str] = field(default_factory=list)  # computed (empty in runs before --metrics: the first four)
     pivot: str | None = None  # the language mexa and cka compare with (None: not computed)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase (extract, metrics, tables, ...)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,9 @@ def test_end_to_end_outputs_and_independent_check(tiny_model_dir: Path, flores_d
         assert (out / name).stat().st_size > 0, name
     config = json.loads((out / "config.json").read_text())
     assert config["resolved"]["languages"] == CODES and config["resolved"]["split"] == "devtest"
+    seconds = config["resolved"]["seconds"]  # wall time per phase, in the order they ran
+    assert list(seconds) == ["extract", "metrics", "tables", "anisotropy", "figures", "report"]
+    assert all(value >= 0 for value in seconds.values())
     pairs = pd.read_csv(out / "pairs.csv")
     assert list(pairs.columns) == ["layer", "src", "tgt", "metric", "value"]
     assert len(pairs) == 5 * 12 * 4 + 5 * 3 * 2  # layers 0..4 x (directed pairs x 4 metrics + X -> English x 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -39,6 +40,25 @@ RESULT_FILES = (
     "selection.json", "pairs.parquet", "pairs.csv", "per_language.csv", "layers.csv", "languages.csv", "probe.csv",
     "report.html", ANISOTROPY_FILE,
 )  # fmt: skip
+
+
+class PhaseTimer:
+    """Wall seconds of each phase of a run, in order: `with timer("tables"): ...`. The record keeps them, so a slow
+    phase at scale (writing 15 M pair rows, drawing 442-language heatmaps) shows without a profiler."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(self.seconds.get(phase, 0.0) + time.perf_counter() - start, 2)
+
+    def summary(self) -> str:
+        return ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in self.seconds.items())
 
 
 def list_languages(config: AnalyzeConfig) -> pd.DataFrame:
@@ -223,22 +243,24 @@ def run(config: AnalyzeConfig) -> dict:
             if not (out / "selection.json").is_file():
                 raise MidalignError("the main process stopped before writing selection.json; its log says why")
             return json.loads((out / "selection.json").read_text())
+    timer = PhaseTimer()
     try:
-        states = extract_corpus(
-            model,
-            tokenizer,
-            corpus,
-            cache,
-            identity,
-            dtype_name,
-            config.pooling,
-            max_length,
-            config.batch_size,
-            recompute,
-            compile_forward=config.compile,
-        )
+        with timer("extract"):
+            states = extract_corpus(
+                model,
+                tokenizer,
+                corpus,
+                cache,
+                identity,
+                dtype_name,
+                config.pooling,
+                max_length,
+                config.batch_size,
+                recompute,
+                compile_forward=config.compile,
+            )
         del model  # the metrics need the memory more than the model now
-        return _score_and_write(config, out, states, corpus, identity, n_blocks, started, metrics, pivot)
+        return _score_and_write(config, out, states, corpus, identity, n_blocks, started, metrics, pivot, timer)
     finally:
         # Reached also when the main process fails, so that the others stop now rather than at the timeout (they
         # then find no selection.json and say so).
@@ -291,31 +313,34 @@ def _score_and_write(
     started: float,
     metrics: list[str],
     pivot: str | None,
+    timer: PhaseTimer,
 ) -> dict:
     """Score every directed pair at every layer, pick the layer, write tables, selection, figures and report."""
     languages = corpus.languages
     layers = list(range(n_blocks + 1))
-    metric_start = time.perf_counter()
     device = _resolve_device(config.device)
-    matrices = all_layer_metrics(
-        states, languages, layers, config.margin_k, config.center, device, metrics, pivot, config.pairs
-    )
+    with timer("metrics"):
+        matrices = all_layer_metrics(
+            states, languages, layers, config.margin_k, config.center, device, metrics, pivot, config.pairs
+        )
     logger.info(
         "%s for %d directed pairs%s x %d layers in %.1f s",
         ", ".join(metrics),
         directed_pairs(len(languages), config.pairs),
         f" (each language with the pivot {pivot})" if config.pairs == "pivot" else "",
         len(layers),
-        time.perf_counter() - metric_start,
+        timer.seconds["metrics"],
     )
-    write_tables(out, matrices, languages, layers, len(corpus.ids))
-    # Cheap (one pass over the states per layer) and what tells a user whether a raw-cosine loss can learn here.
-    table = anisotropy_layers(states, languages, layers)
-    table.to_csv(out / ANISOTROPY_FILE, index=False, float_format="%.6g")
+    with timer("tables"):
+        write_tables(out, matrices, languages, layers, len(corpus.ids))
+    with timer("anisotropy"):  # cheap (one pass over the states per layer); says whether a raw cosine loss can learn
+        table = anisotropy_layers(states, languages, layers)
+        table.to_csv(out / ANISOTROPY_FILE, index=False, float_format="%.6g")
     if config.probe:
         from midalign.analysis.probe import language_probe  # scikit-learn: only when asked for
 
-        language_probe(states, languages, layers).to_csv(out / "probe.csv", index=False, float_format="%.6g")
+        with timer("probe"):
+            language_probe(states, languages, layers).to_csv(out / "probe.csv", index=False, float_format="%.6g")
     selection = select_layer(matrices, layers, n_blocks, config.select_metric, config.pairs)
     selection.update(model=identity, dataset=config.dataset, split=corpus.split, pooling=config.pooling, pivot=pivot)
     selection["languages"] = languages
@@ -340,11 +365,14 @@ def _score_and_write(
         from midalign.analysis.runs import load_run
         from midalign.viz.plots import save_run_figures
 
-        paths = save_run_figures(load_run(out), out / "figures")
+        with timer("figures"):
+            paths = save_run_figures(load_run(out), out / "figures")
         logger.info("figures: %s", ", ".join(str(path) for path in paths))
     if config.report:
         from midalign.viz.report import write_report  # plotly loads only when a report is written
 
-        write_report([out], out / "report.html")
-    logger.info("done in %.1f s; results in %s", time.perf_counter() - started, out)
+        with timer("report"):
+            write_report([out], out / "report.html")
+    AnalysisRecord.load(out).with_resolved(seconds=timer.seconds).save(out)
+    logger.info("done in %.1f s (%s); results in %s", time.perf_counter() - started, timer.summary(), out)
     return selection
