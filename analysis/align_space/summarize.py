@@ -210,8 +210,8 @@ def plot_curves(curve: pd.DataFrame, path: Path) -> None:
 def _cell(value: object, column: str) -> str:
     if column == "lr":
         return f"{value:g}"
-    if isinstance(value, float) and not value.is_integer() and math.isfinite(value):
-        return f"{value:+.3f}" if column in SIGNED else f"{value:.3f}"
+    if isinstance(value, float) and math.isfinite(value) and (column in SIGNED or not value.is_integer()):
+        return f"{value:+.3f}" if column in SIGNED else f"{value:.3f}"  # a signed 0 prints as +0.000, not 0.0
     return str(value)
 
 
