@@ -132,7 +132,11 @@ class AlignmentOptions(PivotOptions):
         "to train, the alignment run's in midalign-merge.",
         None,
     )
-    align_split: str | None = option("Split of the alignment data (default: train, or a multi-way corpus's own).", None)
+    align_split: str | None = option(
+        "Split of the alignment data (default: train, or a multi-way corpus's own; a pair source trains on train "
+        "only: its dev split chooses checkpoints and its test split evaluates).",
+        None,
+    )
     align_langs: list[str] = option(
         "Languages paired with English (codes or aliases); default: 8 languages in 6 scripts to train, the "
         "alignment run's in midalign-merge.",
@@ -161,8 +165,9 @@ class TaskDataOptions:
 
     task_data: str | None = option(
         "Task source: cldr: a JSONL from `python -m midalign.tasks` (default: generated); massive: hub id or local "
-        "copy (default AmazonScience/massive); translation: udhr (default), gettext (test: the dev split's pairs "
-        "that never choose models), a FLORES+ folder or hub id, or a WMT-style source (xx-en pair configs); "
+        "copy (default AmazonScience/massive); translation: udhr (default), gettext or another pair source (test: "
+        "its own test split, which no model selection reads), a FLORES+ folder or hub id, or a WMT-style source "
+        "(xx-en pair configs); "
         "entities: a file or hub id (default universalner/universal_ner). midalign-train: a prompt/completion/"
         "language JSONL file or `datasets` source; omit it to train alignment only.",
         None,
@@ -402,7 +407,11 @@ class TrainConfig(OutputOptions, SeedOptions, TaskDataOptions, AlignmentOptions,
     pairs_per_language: int | None = option(
         "Resample each language's training pairs to N (0 = all of them, unbalanced).", DEFAULT_PAIRS_PER_LANGUAGE
     )
-    dev_pairs: int = option("Dev pairs per language scored for early stopping (the first N by id hash).", DEV_PAIRS)
+    dev_pairs: int = option(
+        "Dev pairs per language scored for early stopping (the first N of the dev split by id hash; any N is safe: "
+        "tests read a separate test split).",
+        DEV_PAIRS,
+    )
     eval_every: int = option(
         "Score dev retrieval at the aligned layer every N optimizer steps and keep the best adapter "
         "(0 = never: the adapter is the last step's).",
@@ -602,6 +611,8 @@ class MergeConfig(OutputOptions, GenerationOptions, TaskOptions, AlignmentOption
         _check_layer(self.layer)
         if self.select == "task" and not self.task:
             raise MidalignError("--select task needs --task")
+        if self.sweep and self.task and self.task_split == "test":  # the sweep chooses weights: never on test data
+            raise MidalignError("--split test: a merge sweep chooses weights, so it scores the task's dev split")
         _at_least(self, 1, "batch_size")
 
 

@@ -242,19 +242,39 @@ def test_ids_depend_on_the_english_only() -> None:
     assert a == "139eb2af3916d357"
 
 
-def test_split_is_deterministic_language_independent_and_about_ten_percent() -> None:
+def test_split_is_deterministic_language_independent_and_about_ten_percent_each() -> None:
     ids = [bg.pair_id(f"English sentence number {i} here") for i in range(4000)]
     splits = [bg.split_of(i) for i in ids]
-    assert splits == [bg.split_of(i) for i in ids]
-    share = splits.count("dev") / len(splits)
-    assert 0.08 < share < 0.12
+    assert splits == [bg.split_of(i) for i in ids] and set(splits) == set(bg.SPLITS)
+    assert 0.08 < splits.count("dev") / len(splits) < 0.12 and 0.08 < splits.count("test") / len(splits) < 0.12
     # Language-independent: two languages with the same English sentence put it in the same split.
     pairs_a = [bg.Pair(i, "a", "en", "s", "de") for i in ids[:500]]
     pairs_b = [bg.Pair(i, "b", "en", "s", "fr") for i in ids[250:750]]
     ta, tb = bg.language_tables(pairs_a, ["s"]), bg.language_tables(pairs_b, ["s"])
     for split in bg.SPLITS:
-        other = "train" if split == "dev" else "dev"
-        assert not set(ta[split].column("id").to_pylist()) & set(tb[other].column("id").to_pylist())
+        for other in set(bg.SPLITS) - {split}:
+            assert not set(ta[split].column("id").to_pylist()) & set(tb[other].column("id").to_pylist())
+
+
+# Ids and their split as the two-split builder (before the test split) put them, then as it puts them now: dev
+# stays dev, train becomes test for salted hash % 100 in [10, 20) and stays train otherwise.
+KNOWN_SPLITS = {  # id: (two-split builder, now)
+    "7d9588033a849d0d": ("dev", "dev"),  # salted hash % 100 = 0
+    "c79f8535936fea87": ("dev", "dev"),  # 9, the last dev bucket
+    "2c902bafbb940225": ("dev", "dev"),  # 7
+    "39683179d1ba9456": ("train", "test"),  # 10, the first test bucket
+    "4ebf9d3f741a1af0": ("train", "test"),  # 18
+    "b1babd1d8a6f2a23": ("train", "test"),  # 19, the last test bucket
+    "c2d5010600588e7e": ("train", "train"),  # 20
+    "18df4227a80c04f3": ("train", "train"),  # 58
+    "b48dd383bcb1f4b0": ("train", "train"),  # 92
+}
+
+
+def test_split_of_known_ids_keeps_every_dev_id() -> None:
+    assert {i: bg.split_of(i) for i in KNOWN_SPLITS} == {i: now for i, (_, now) in KNOWN_SPLITS.items()}
+    assert {now for before, now in KNOWN_SPLITS.values() if before == "dev"} == {"dev"}
+    assert {now for before, now in KNOWN_SPLITS.values() if before == "train"} == {"train", "test"}
 
 
 def test_plural_forms() -> None:
@@ -302,7 +322,7 @@ def test_mo_reader() -> None:
 
     po = polib.pofile(str(FIXTURE / "desktop" / "locale" / "ja" / "LC_MESSAGES" / "app.po"))
     entries = list(bg.catalog_entries(FIXTURE / "desktop" / "locale" / "ja" / "LC_MESSAGES" / "app.po"))
-    assert len(entries) == len(po) == 3
+    assert len(entries) == len(po) == 4
     assert ("Remove the selected bookmark from the list", "選択したブックマークを一覧から削除") in entries
 
 
@@ -339,13 +359,20 @@ def test_fixture_build_languages(fixture_build: tuple[Path, dict]) -> None:
     assert ja == {
         "Open the selected file now": "選択したファイルを今すぐ開く",
         "Remove the selected bookmark from the list": "選択したブックマークを一覧から削除",
+        "Show hidden files in the file list": "ファイル一覧に隠しファイルを表示する",
     }
     assert [p.en for p in languages["arb_Arab"]] == ["Show hidden files in the file list"]  # plural skipped
     same = {code: languages[code][0].id for code in ("cmn_Hans", "cmn_Hant", "srp_Cyrl", "srp_Latn", "por_Latn")}
     assert len(set(same.values())) == 1  # one English sentence, one id in every language
-    # Only German and Japanese have rows in both splits; a language with an empty split is left out (datasets
-    # cannot load an empty parquet file).
+    # Only German and Japanese have rows in all three splits; a language with an empty split is left out (datasets
+    # cannot load an empty parquet file): the others have one row, in test.
+    assert {code: bg.split_of(pairs[0].id) for code, pairs in languages.items() if len(pairs) == 1} == dict.fromkeys(
+        ["arb_Arab", "cmn_Hans", "cmn_Hant", "por_Latn", "srp_Cyrl", "srp_Latn"], "test"
+    )
     assert sorted(tables) == ["deu_Latn", "jpn_Jpan"]
+    assert {code: [t.num_rows for t in tables[code].values()] for code in tables} == {
+        "deu_Latn": [7, 1, 2], "jpn_Jpan": [1, 1, 1]
+    }  # fmt: skip
 
 
 def test_fixture_build_output(fixture_build: tuple[Path, dict]) -> None:
@@ -354,7 +381,7 @@ def test_fixture_build_output(fixture_build: tuple[Path, dict]) -> None:
     out, tables = fixture_build
     card = (out / "README.md").read_text(encoding="utf-8")
     assert card.count("- config_name: ") == len(tables) and "eng_Latn" not in card.split("---")[1]
-    assert "train/deu_Latn.parquet" in card and "dev/deu_Latn.parquet" in card and "webapp" in card
+    assert all(f"{split}/deu_Latn.parquet" in card for split in bg.SPLITS) and "webapp" in card
     for split in bg.SPLITS:
         ds = load_dataset(str(out), "deu_Latn", split=split)
         assert ds.column_names == ["id", "text", "en", "source"]
@@ -405,7 +432,7 @@ def test_shipped_corpus_rows(shipped_tables: dict[str, dict[str, pa.Table]]) -> 
         for split, split_ids in ids.items():
             assert len(split_ids) == len(set(split_ids)), (code, split)
             assert all(split_of.setdefault(i, bg.split_of(i)) == split for i in split_ids), code
-        assert not set(ids["train"]) & set(ids["dev"])
+        assert not set(ids["train"]) & set(ids["dev"]) and not set(ids["test"]) & (set(ids["train"]) | set(ids["dev"]))
         table = pa.concat_tables(splits.values())
         for column in ("en", "text"):
             leftover = pc.match_substring_regex(table.column(column), LEFTOVER_RE.pattern)
@@ -660,6 +687,7 @@ def test_shipped_languages_csv_and_card(shipped_tables: dict[str, dict[str, pa.T
     assert sorted(languages) == sorted(shipped_tables)
     for code, row in languages.items():
         assert int(row["pairs"]) == sum(t.num_rows for t in shipped_tables[code].values())
+        assert [int(row[split]) for split in bg.SPLITS] == [t.num_rows for t in shipped_tables[code].values()]
         if row["transliteration"]:
             assert languages[row["transliteration"]]["transliteration"] == code
             assert float(row["same_skeleton"]) >= bg.TRANSLITERATION_SHARE

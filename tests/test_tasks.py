@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from babel.dates import format_date
 
 from midalign.corpora.languages import CODE_PATTERN
@@ -179,40 +180,70 @@ def test_translation_both_directions_from_a_parallel_source(flores_dir) -> None:
         mt.load_examples(TaskOptions(task_data=str(flores_dir), task_langs=["fra"], directions=["fr2de"]))
 
 
-def test_translation_from_the_bundled_pair_corpus_keeps_test_apart_from_model_choice(pairs_dir) -> None:
-    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, read_pair_source
+def _translation_ids(task_data: str, split: str, lang: str = "deu_Latn", max_examples: int | None = None) -> list[str]:
+    options = TaskOptions(
+        task_data=task_data, task_split=split, task_langs=[lang], max_examples=max_examples, directions=["x2en"]
+    )
+    examples = mt.load_examples(options)
+    assert {e.meta["direction"] for e in examples} == {"x2en"} and {e.language for e in examples} == {lang}
+    return [e.id.removesuffix(f"-{lang}-eng_Latn") for e in examples]
+
+
+def test_translation_from_the_bundled_pair_corpus_tests_on_its_test_split() -> None:
+    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, TEST_SPLIT, read_pair_source
     from midalign.training.data import first_pairs_by_hash
 
-    def ids(split: str, max_examples: int | None = None) -> list[str]:
-        options = TaskOptions(
-            task_data="gettext",
-            task_split=split,
-            task_langs=["deu_Latn"],
-            max_examples=max_examples,
-            directions=["x2en"],
-        )
-        examples = mt.load_examples(options)
-        assert {e.meta["direction"] for e in examples} == {"x2en"} and {e.language for e in examples} == {"deu_Latn"}
-        return [e.id.removesuffix("-deu_Latn-eng_Latn") for e in examples]
-
-    stored = read_pair_source("gettext", ["deu_Latn"], DEV_SPLIT).pairs["deu_Latn"]
+    stored = {
+        split: read_pair_source("gettext", ["deu_Latn"], split).pairs["deu_Latn"]
+        for split in ("train", DEV_SPLIT, TEST_SPLIT)
+    }
     chooses = first_pairs_by_hash(read_pair_source("gettext", ["deu_Latn"], DEV_SPLIT), DEV_PAIRS).pairs["deu_Latn"]
-    dev, test = ids("dev"), ids("test")
-    assert dev == chooses.ids, "dev = the subset early stopping and merge sweeps score"
-    assert not set(dev) & set(test) and sorted(dev + test) == sorted(stored.ids)
-    some = ids("test", 30)
-    assert len(some) == 30 and set(some) <= set(test) and some == ids("test", 30)
-    assert not set(ids("train", 50)) & set(stored.ids), "train and dev hold different English sentences"
-    english = dict(zip(stored.ids, stored.english, strict=True))
+    dev, test = _translation_ids("gettext", "dev"), _translation_ids("gettext", "test")
+    assert dev == chooses.ids, "dev = the subset merge sweeps score"
+    assert sorted(test) == sorted(stored[TEST_SPLIT].ids), "test = the whole test split"
+    assert len(test) >= 200 and not set(test) & set(stored[DEV_SPLIT].ids) and not set(test) & set(stored["train"].ids)
+    some = _translation_ids("gettext", "test", max_examples=30)
+    assert len(some) == 30 and set(some) <= set(test) and some == _translation_ids("gettext", "test", max_examples=30)
+    assert set(_translation_ids("gettext", "train", max_examples=50)) <= set(stored["train"].ids)
+    english = dict(zip(stored[TEST_SPLIT].ids, stored[TEST_SPLIT].english, strict=True))
     example = mt.load_examples(
         TaskOptions(task_data="gettext", task_split="test", task_langs=["de"], max_examples=1, directions=["x2en"])
     )[0]
     assert example.prompt.startswith("Translate from German to English.\nGerman: ")
     assert example.reference == " ".join(english[example.id.removesuffix("-deu_Latn-eng_Latn")].split())
-    with pytest.raises(TaskError, match=f"no test pairs beyond the {DEV_PAIRS} dev pairs"):
+
+
+def test_translation_from_a_pair_source_reads_its_test_split_or_refuses(pairs_dir, tmp_path: Path) -> None:
+    from tests.helpers import PAIRS_LIKE, write_pair_layout
+
+    three = write_pair_layout(
+        tmp_path / "three", PAIRS_LIKE, splits={"train": range(0, 24), "dev": range(24, 32), "test": range(32, 40)}
+    )
+    assert sorted(_translation_ids(str(three), "test", "fra_Latn")) == [f"p{i:03d}" for i in range(32, 40)]
+    assert sorted(_translation_ids(str(three), "dev", "fra_Latn")) == [f"p{i:03d}" for i in range(24, 32)]
+    # A source without a test split: no part of its dev split is safe to test on (--dev-pairs can be all of it).
+    with pytest.raises(
+        TaskError, match=r"has no test split for deu_Latn: translation is tested on a pair source's own"
+    ):
         mt.load_examples(
             TaskOptions(task_data=str(pairs_dir), task_split="test", task_langs=["deu_Latn"], directions=["x2en"])
-        )  # 8 dev pairs
+        )
+    # A test split in one language only: refused, naming the language without one.
+    both = {lang: PAIRS_LIKE[lang] for lang in ("fra_Latn", "rus_Cyrl")}
+    partial = write_pair_layout(
+        tmp_path / "partial", both, splits={"train": range(0, 24), "dev": range(24, 32), "test": range(32, 40)}
+    )
+    header = yaml.safe_load((partial / "README.md").read_text(encoding="utf-8").split("---")[1])
+    for config in header["configs"]:
+        if config["config_name"] == "rus_Cyrl":
+            config["data_files"] = [f for f in config["data_files"] if f["split"] != "test"]
+    (partial / "test" / "rus_Cyrl.parquet").unlink()
+    (partial / "README.md").write_text(f"---\n{yaml.safe_dump(header, sort_keys=False)}---\n", encoding="utf-8")
+    assert _translation_ids(str(partial), "test", "fra_Latn")  # fra_Latn alone still works
+    with pytest.raises(TaskError, match=r"no test split for rus_Cyrl:"):
+        mt.load_examples(
+            TaskOptions(task_data=str(partial), task_split="test", task_langs=["fra", "rus"], directions=["x2en"])
+        )
 
 
 def test_task_data_cli_keeps_short_examples_then_caps(tmp_path: Path) -> None:

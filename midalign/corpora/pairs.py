@@ -2,8 +2,9 @@
 
 - **Pair sources** (one table per language with columns `id`, `text`, `en`; the bundled `gettext` corpus, or a
   Tatoeba-style hub dataset or local folder in that layout): every row is one pair; `id` names the English
-  sentence, so the same English sentence has the same id in every language. Their `dev` split is the early-stopping
-  set.
+  sentence, so the same English sentence has the same id in every language. Their `train` split is trained on,
+  their `dev` split chooses models (early stopping, merge sweeps) and their `test` split, where they have one,
+  only evaluates (the translation recipe's test examples); the bundled gettext has all three, disjoint by id.
 - **Multi-way sources** (FLORES+, UDHR: one table per language with `id`, `text`, rows aligned by id): each
   language's row i pairs with English row i. They have no dev split of their own: `--heldout-fraction` of the
   sentence ids (hashed, the same for every run) is held out and serves as the dev set.
@@ -32,8 +33,9 @@ logger = logging.getLogger(__name__)
 PAIR_COLUMNS = ("id", "text", "en")
 DEV_SPLIT = "dev"
 # Pairs per language of a dev split that choose models (early stopping, merge sweeps, a task's dev examples): the
-# first DEV_PAIRS (midalign.options) by id hash. The rest of the dev split is a test set where the source has none
-# of its own.
+# first DEV_PAIRS (midalign.options; `--dev-pairs` in training, up to the whole split) by id hash. Since any part of
+# the dev split may choose a model, tests read the source's own test split, never the rest of dev.
+TEST_SPLIT = "test"
 
 
 @dataclass

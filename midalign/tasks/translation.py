@@ -1,8 +1,8 @@
 """Machine translation between English and each language of any parallel source `load_parallel` reads.
 
 Sources: the bundled UDHR (`udhr`, offline), a local FLORES+-layout folder, or FLORES+ on the hub; a pair source
-(the bundled `gettext` corpus of short software sentences, or any in its `id`/`text`/`en` layout; without a test
-split its test set is the part of the dev split that never chooses models, see `_pair_parallel`); or a WMT-style
+(the bundled `gettext` corpus of short software sentences, or any in its `id`/`text`/`en` layout; tested on its own
+`test` split, disjoint from the dev split that chooses models, see `_pair_parallel`); or a WMT-style
 source, one config per language pair named `xx-en` or `en-xx` whose rows hold `translation: {xx: ..., en: ...}`
 (the hub's `wmt/wmt19`, `Helsinki-NLP/opus-100`, ...; locally, a folder with one `xx-en/` subfolder of
 `train.jsonl`/`validation.jsonl`/`test.jsonl` files per pair). Each sentence gives one example per direction,
@@ -126,32 +126,37 @@ def _flores_parallel(options: TaskOptions, langs: Sequence[str]) -> tuple[str, d
 
 def _pair_parallel(options: TaskOptions, langs: Sequence[str]) -> dict[str, list[tuple]]:
     """(id, X text, English text) of every language from a pair source (the bundled `gettext`, or one in its
-    layout). Its dev split also chooses models (early stopping, merge sweeps score its first DEV_PAIRS by id hash),
-    so `dev` here is that subset and `test`, where the source has no test split, is the rest of the dev split: no
-    test sentence ever chose a checkpoint or a merge weight. `--max-examples` takes the first N by id hash."""
+    layout). `test` is the source's own test split, which no model selection reads; a source without one is an
+    error, since no part of its dev split is safe to test on (early stopping scores its first `--dev-pairs` by id
+    hash, any number of them). `dev` is the first DEV_PAIRS of the dev split by id hash: the examples a merge sweep
+    scores. `--max-examples` takes the first N by id hash."""
     from midalign.corpora.languages import resolve_languages
-    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, has_split, read_pair_source
+    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, TEST_SPLIT, has_split, read_pair_source
     from midalign.corpora.parallel import available_languages
     from midalign.tasks import TaskError
     from midalign.training.data import pairs_by_hash
 
-    split = options.task_split or "test"
-    first = resolve_languages(langs[:1], available_languages(options.task_data))[0]
-    start, stop, stored = 0, None, split
-    if split == DEV_SPLIT:
-        stop = DEV_PAIRS
-    elif split == "test" and not has_split(options.task_data, first, "test"):
-        start, stored = DEV_PAIRS, DEV_SPLIT
+    split = options.task_split or TEST_SPLIT
+    if split == TEST_SPLIT:
+        resolved = resolve_languages(langs, available_languages(options.task_data))
+        missing = [
+            lang for lang in resolved if lang != options.english and not has_split(options.task_data, lang, TEST_SPLIT)
+        ]
+        if missing:
+            raise TaskError(
+                f"{options.task_data!r} has no test split for {', '.join(missing)}: translation is tested on a pair "
+                "source's own test split, disjoint by English sentence from the dev split that chooses models"
+            )
+    stop = DEV_PAIRS if split == DEV_SPLIT else None
     if options.max_examples is not None:
-        stop = start + options.max_examples if stop is None else min(stop, start + options.max_examples)
-    corpus = pairs_by_hash(read_pair_source(options.task_data, langs, stored, options.english), start, stop)
+        stop = options.max_examples if stop is None else min(stop, options.max_examples)
+    corpus = pairs_by_hash(read_pair_source(options.task_data, langs, split, options.english), 0, stop)
     empty = [lang for lang, pairs in corpus.pairs.items() if not len(pairs)]
     if empty:
-        left = f" beyond the {DEV_PAIRS} dev pairs that choose models" if stored != split else ""
-        raise TaskError(f"{options.task_data!r} has no {split} pairs{left} for {', '.join(empty)}")
-    short = [lang for lang, pairs in corpus.pairs.items() if stop is not None and len(pairs) < stop - start]
+        raise TaskError(f"{options.task_data!r} has no {split} pairs for {', '.join(empty)}")
+    short = [lang for lang, pairs in corpus.pairs.items() if stop is not None and len(pairs) < stop]
     if short:
-        logger.warning("%s/%s: fewer than %d pairs for %s", options.task_data, split, stop - start, short)
+        logger.warning("%s/%s: fewer than %d pairs for %s", options.task_data, split, stop, short)
     return {lang: list(zip(p.ids, p.texts, p.english, strict=True)) for lang, p in corpus.pairs.items()}
 
 

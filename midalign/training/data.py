@@ -6,9 +6,10 @@ optional `language`. Tokens are `tokenizer(prompt)` (special tokens added, e.g. 
 
 Alignment pairs: from a pair corpus or a multi-way one (`midalign.corpora.pairs`). A multi-way corpus's rows are split
 into train and held-out by hashing their sentence ids (independent of the training seed and of the language set, so
-held-out sentences are never trained on, whatever the run); a pair corpus has its own train and dev splits, also by
-id. Each language's training pairs are then resampled to `pairs_per_language` so that every language contributes
-the same number of pairs (the paper's uniform resampling).
+held-out sentences are never trained on, whatever the run); a pair corpus has its own train and dev splits (and, like
+the bundled gettext, a test split that training and model selection never read), also by id. Each language's
+training pairs are then resampled to `pairs_per_language` so that every language contributes the same number of
+pairs (the paper's uniform resampling).
 
 Batch order (`CycledBatchSampler`): an epoch of a stream is a fixed number of batches; a stream shorter than
 that restarts with a fresh shuffle whenever it runs out, so every epoch covers each of its examples at least once.

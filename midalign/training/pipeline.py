@@ -22,6 +22,7 @@ from midalign.cli import prepare_output_dir
 from midalign.corpora.languages import resolve_language, resolve_languages
 from midalign.corpora.pairs import (
     DEV_SPLIT,
+    TEST_SPLIT,
     PairCorpus,
     corpus_digest,
     from_parallel,
@@ -168,6 +169,8 @@ def load_alignment_data(config: TrainConfig) -> AlignmentData:
     evaluation corpus, per the config."""
     if is_pair_source(config.align_data):
         split = config.align_split or "train"
+        if split in (DEV_SPLIT, TEST_SPLIT):  # dev chooses checkpoints, test evaluates: neither may be trained on
+            raise MidalignError(f"--align-split {split}: a pair source trains on its train split")
         train = read_pair_source(config.align_data, config.align_langs, split, config.english)
         dev = None
         if has_split(config.align_data, train.languages[0], DEV_SPLIT):
