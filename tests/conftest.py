@@ -17,6 +17,13 @@ import torch
 from tests.helpers import FLORES_LIKE, PAIRS_LIKE, save_tiny_model, write_flores_layout, write_pair_layout
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that loads the real model is slow as well: `pytest -m "not slow"` is the fast tier."""
+    for item in items:
+        if item.get_closest_marker("real_model") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 4-block Llama with a byte-level BPE tokenizer, saved as a local HF folder."""

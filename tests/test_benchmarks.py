@@ -69,6 +69,7 @@ def test_bench_loading(tmp_path: Path) -> None:
     assert min(row.load_all_s, row.datasets_per_language_ms, row.speedup) > 0
 
 
+@pytest.mark.slow  # all three benchmark scripts through gpu.sh, on the CPU (~15 s)
 def test_gpu_script_cpu_smoke(tmp_path: Path, tiny_gemma_dir: Path) -> None:
     """gpu.sh end to end in its CPU mode, tiny sizes and a tiny model: the three tables land in --out, each naming
     the device and the load average it ran under."""
@@ -87,6 +88,7 @@ def test_gpu_script_cpu_smoke(tmp_path: Path, tiny_gemma_dir: Path) -> None:
     assert (align.n_blocks, align.layer) == (4, 2)
 
 
+@pytest.mark.slow  # compiles with inductor, twice (~40 s)
 def test_bench_extraction_compiled_with_freezing_on_a_tiny_model(tmp_path: Path, tiny_gemma_dir: Path) -> None:
     """--compile --freezing (the inductor-freezing arm the benchmark README reports) runs and records its arm."""
     table = run_benchmark(

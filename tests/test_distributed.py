@@ -59,6 +59,7 @@ def test_split_units_is_contiguous_balanced_and_complete() -> None:
     assert [unit for share in split_units(units[:2], 4) for unit in share] == units[:2]  # more processes than work
 
 
+@pytest.mark.slow  # launches two processes (8-18 s each)
 def test_two_process_analysis_matches_one_process(tiny_model_dir: Path, flores_dir: Path, tmp_path: Path) -> None:
     common = ["--model", str(tiny_model_dir), "--dataset", str(flores_dir), "--langs", "en", "de", "fr", "ru"]
     # fp32 given: the launched processes see the real CPU (auto may pick bf16), this process the tests' CPU.
@@ -84,6 +85,7 @@ def test_two_process_analysis_matches_one_process(tiny_model_dir: Path, flores_d
     assert (multi / "pairs.csv").read_bytes() == (single / "pairs.csv").read_bytes()
 
 
+@pytest.mark.slow  # launches two processes (8-18 s each)
 def test_two_process_compiled_analysis_matches_one_process_eager(
     tiny_model_dir: Path, flores_dir: Path, tmp_path: Path
 ) -> None:
@@ -184,6 +186,7 @@ def task_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow  # launches two processes (8-18 s each)
 @pytest.mark.parametrize(
     ("mode", "accum", "space"), [("weighted", 1, "raw"), ("alternate", 2, "raw"), ("weighted", 1, "standardized")]
 )
@@ -225,6 +228,7 @@ def test_two_processes_per_process_negatives_equal_one_process_with_twice_the_ac
     assert "made by 2 process(es), this run has 1" in caplog.text
 
 
+@pytest.mark.slow  # launches two processes (8-18 s each)
 def test_two_processes_gathered_negatives_equal_one_process_with_the_global_batch(
     tiny_model_dir: Path, flores_dir: Path, task_file: Path, tmp_path: Path
 ) -> None:

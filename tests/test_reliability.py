@@ -100,6 +100,7 @@ def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 # ---- 1. kill -9 of midalign-analyze ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # real subprocesses killed mid-run (8-9 s)
 def test_kill_9_mid_analysis_resumes_with_every_finished_language(
     tiny_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -451,6 +452,7 @@ def test_tokenizer_without_pad_token_still_works(
 # ---- 4. kill -9 of midalign-train ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # real subprocesses killed mid-run (8-9 s)
 def test_kill_9_mid_training_resumes_to_the_same_adapter(
     tiny_model_dir: Path, flores_dir: Path, task_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
