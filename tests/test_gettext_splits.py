@@ -18,10 +18,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from midalign.corpora import build_gettext as bg
-from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, TEST_SPLIT, corpus_digest, read_pair_source
+from midalign.corpora.pairs import (
+    DEV_PAIRS,
+    DEV_SPLIT,
+    TEST_SPLIT,
+    corpus_digest,
+    first_pairs_by_hash,
+    read_pair_source,
+)
 from midalign.errors import MidalignError
 from midalign.options import MergeConfig, TaskOptions, TrainConfig
-from midalign.training.data import first_pairs_by_hash
 
 CORPUS = Path(bg.__file__).parent / "gettext"
 # The languages the transfer study tests on; each needs >= 200 distinct test sentences.

@@ -257,3 +257,21 @@ def test_the_base_model_is_loaded_at_the_adapters_revision(adapters, flores_dir,
         argv = [*common, "--model", str(base), "--revision", "abc123", "--out", str(tmp_path / "given")]
         assert main(argv) == 0
     assert caplog.text.count(ignored % "abc123") == 2
+
+
+def test_sweep_scores_the_dev_pairs_that_chose_the_alignment_adapter(tiny_model_dir, pairs_dir, tmp_path) -> None:
+    """The sweep's retrieval runs on the alignment run's own dev pairs: its --dev-pairs (here 3 of the 8 dev pairs
+    per language), one definition with early stopping (`midalign.corpora.pairs.dev_pairs`), not a constant 100."""
+    from midalign.train import main as train_main
+
+    align = tmp_path / "align"
+    argv = ["--model", str(tiny_model_dir), "--align-data", str(pairs_dir), "--align-langs", "deu_Latn", "rus_Cyrl",
+            "--layer", "2", "--max-steps", "1", "--dev-pairs", "3", "--no-eval", "--device", "cpu",
+            "--out", str(align)]  # fmt: skip
+    assert train_main(argv) == 0
+    task = make_adapter(tiny_model_dir, tmp_path / "task", 1, task_lora())
+    out = tmp_path / "sweep"
+    assert main(["--task-adapter", str(task), "--align-adapter", str(align / "adapter"), "--sweep", "0,1", "1",
+                 "--select", "retrieval", "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
+    resolved = json.loads((out / "config.json").read_text())["resolved"]
+    assert resolved["dev_pairs"] == {"deu_Latn": 3, "rus_Cyrl": 3}

@@ -190,8 +190,7 @@ def _translation_ids(task_data: str, split: str, lang: str = "deu_Latn", max_exa
 
 
 def test_translation_from_the_bundled_pair_corpus_tests_on_its_test_split() -> None:
-    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, TEST_SPLIT, read_pair_source
-    from midalign.training.data import first_pairs_by_hash
+    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, TEST_SPLIT, first_pairs_by_hash, read_pair_source
 
     stored = {
         split: read_pair_source("gettext", ["deu_Latn"], split).pairs["deu_Latn"]

@@ -149,6 +149,34 @@ def load_pairs(source: str, langs: Sequence[str], split: str, english: str = "en
     return read_pair_source(source, langs, split, english)
 
 
+# Salt of the id-hash order that fixes every subset by id: the held-out split of a multi-way corpus, the dev pairs
+# that choose models, the sample the alignment space's statistics use. Fixed, so runs with another --seed share them.
+HASH_SALT = "midalign-heldout"
+
+
+def hash_order(ids: Sequence[str]) -> list[int]:
+    """Positions of `ids` by their salted sha256: an order that does not depend on the order of the rows."""
+    return sorted(range(len(ids)), key=lambda i: hashlib.sha256(f"{HASH_SALT}:{ids[i]}".encode()).hexdigest())
+
+
+def pairs_by_hash(corpus: PairCorpus, start: int = 0, stop: int | None = None) -> PairCorpus:
+    """Each language's pairs at positions [start, stop) of the id-hash order, in their original order: fixed subsets
+    that do not depend on row order, and disjoint for disjoint ranges."""
+    picked = {lang: pairs.select(sorted(hash_order(pairs.ids)[start:stop])) for lang, pairs in corpus.pairs.items()}
+    return PairCorpus(corpus.source, corpus.split, corpus.english, picked)
+
+
+def first_pairs_by_hash(corpus: PairCorpus, count: int) -> PairCorpus:
+    """Each language's `count` pairs whose ids hash smallest, in their original order (a fixed subset)."""
+    return pairs_by_hash(corpus, 0, count)
+
+
+def dev_pairs(source: str, langs: Sequence[str], english: str = "eng_Latn", count: int = DEV_PAIRS) -> PairCorpus:
+    """The pairs that choose models, the one definition every chooser uses (early stopping, merge sweeps, the
+    translation recipe's dev examples): each language's first `count` pairs of the dev split by id hash."""
+    return first_pairs_by_hash(read_pair_source(source, langs, DEV_SPLIT, english), count)
+
+
 def read_pair_source(source: str, langs: Sequence[str], split: str, english: str = "eng_Latn") -> PairCorpus:
     """X<->English pairs of `langs` from a source already known to be a pair source (`is_pair_source`: reading
     the first language's schema to tell costs seconds, so callers that know skip it)."""

@@ -131,10 +131,17 @@ def _pair_parallel(options: TaskOptions, langs: Sequence[str]) -> dict[str, list
     hash, any number of them). `dev` is the first DEV_PAIRS of the dev split by id hash: the examples a merge sweep
     scores. `--max-examples` takes the first N by id hash."""
     from midalign.corpora.languages import resolve_languages
-    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, TEST_SPLIT, has_split, read_pair_source
+    from midalign.corpora.pairs import (
+        DEV_PAIRS,
+        DEV_SPLIT,
+        TEST_SPLIT,
+        dev_pairs,
+        has_split,
+        pairs_by_hash,
+        read_pair_source,
+    )
     from midalign.corpora.parallel import available_languages
     from midalign.tasks import TaskError
-    from midalign.training.data import pairs_by_hash
 
     split = options.task_split or TEST_SPLIT
     if split == TEST_SPLIT:
@@ -150,7 +157,10 @@ def _pair_parallel(options: TaskOptions, langs: Sequence[str]) -> dict[str, list
     stop = DEV_PAIRS if split == DEV_SPLIT else None
     if options.max_examples is not None:
         stop = options.max_examples if stop is None else min(stop, options.max_examples)
-    corpus = pairs_by_hash(read_pair_source(options.task_data, langs, split, options.english), 0, stop)
+    if split == DEV_SPLIT:  # the examples that choose models: the same dev pairs as every other chooser
+        corpus = dev_pairs(options.task_data, langs, options.english, stop)
+    else:
+        corpus = pairs_by_hash(read_pair_source(options.task_data, langs, split, options.english), 0, stop)
     empty = [lang for lang, pairs in corpus.pairs.items() if not len(pairs)]
     if empty:
         raise TaskError(f"{options.task_data!r} has no {split} pairs for {', '.join(empty)}")

@@ -20,7 +20,6 @@ the processes together see what one process would, batch for batch.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections import Counter
@@ -32,14 +31,13 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from midalign.corpora.pairs import PairCorpus
+from midalign.corpora.pairs import PairCorpus, hash_order
 from midalign.errors import MidalignError
 from midalign.tasks import Example, TaskError, example_from_record, read_jsonl
 
 logger = logging.getLogger(__name__)
 
 TASK_FIELDS = ("prompt", "completion")
-HELDOUT_SALT = "midalign-heldout"  # fixed, so runs with different --seed share one held-out set
 
 
 @dataclass(frozen=True)
@@ -127,29 +125,12 @@ def heldout_split(ids: Sequence[str], fraction: float) -> tuple[list[int], list[
     if not 0 <= fraction < 1:
         raise MidalignError(f"--heldout-fraction must be in [0, 1), got {fraction}")
     n_heldout = round(fraction * len(ids))
-    rank = _hash_order(ids)
+    rank = hash_order(ids)
     heldout = sorted(rank[:n_heldout])
     train = sorted(rank[n_heldout:])
     if not train:
         raise MidalignError(f"no training sentences left: {len(ids)} sentences, held-out fraction {fraction}")
     return train, heldout
-
-
-def _hash_order(ids: Sequence[str]) -> list[int]:
-    """Positions of `ids` by their salted sha256: an order that does not depend on the order of the rows."""
-    return sorted(range(len(ids)), key=lambda i: hashlib.sha256(f"{HELDOUT_SALT}:{ids[i]}".encode()).hexdigest())
-
-
-def pairs_by_hash(corpus: PairCorpus, start: int = 0, stop: int | None = None) -> PairCorpus:
-    """Each language's pairs at positions [start, stop) of the id-hash order, in their original order: fixed subsets
-    that do not depend on row order, and disjoint for disjoint ranges."""
-    picked = {lang: pairs.select(sorted(_hash_order(pairs.ids)[start:stop])) for lang, pairs in corpus.pairs.items()}
-    return PairCorpus(corpus.source, corpus.split, corpus.english, picked)
-
-
-def first_pairs_by_hash(corpus: PairCorpus, count: int) -> PairCorpus:
-    """Each language's `count` pairs whose ids hash smallest, in their original order (a fixed subset)."""
-    return pairs_by_hash(corpus, 0, count)
 
 
 def load_adapter_weights(model: torch.nn.Module, folder: Path) -> None:

@@ -329,9 +329,9 @@ class DevScorer:
 def _dev_data(config: MergeConfig, align: Adapter):
     """(multi-way corpus, pair corpus, English) the weights are scored on, one of the first two None: a pair
     corpus's dev split, or the parallel sentences a multi-way run held out (else a hashed split)."""
-    from midalign.corpora.pairs import DEV_PAIRS, DEV_SPLIT, is_pair_source, read_pair_source
+    from midalign.corpora.pairs import DEV_PAIRS, dev_pairs, is_pair_source
     from midalign.corpora.parallel import load_parallel
-    from midalign.training.data import first_pairs_by_hash, heldout_split
+    from midalign.training.data import heldout_split
 
     trained = align.run if isinstance(align.run, TrainingRecord) else None
     recorded = trained.config.align_data if trained is not None else None
@@ -341,7 +341,9 @@ def _dev_data(config: MergeConfig, align: Adapter):
     if not langs:
         raise MergeError("--align-langs is needed: the alignment adapter's folder has no midalign config naming them")
     if is_pair_source(source):
-        return None, first_pairs_by_hash(read_pair_source(source, langs, DEV_SPLIT, english), DEV_PAIRS), english
+        # The alignment run's own dev pairs (its --dev-pairs chose its adapter), so the sweep scores the same ones.
+        count = trained.config.dev_pairs if trained is not None and source == recorded else DEV_PAIRS
+        return None, dev_pairs(source, langs, english, count), english
     split = trained.resolved.align_split if trained is not None and source == recorded else None
     corpus = load_parallel(source, [english, *[lang for lang in langs if lang != english]], split)
     ids = set(trained.resolved.heldout_ids) if trained is not None and source == recorded else set()

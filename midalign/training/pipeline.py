@@ -25,6 +25,8 @@ from midalign.corpora.pairs import (
     TEST_SPLIT,
     PairCorpus,
     corpus_digest,
+    dev_pairs,
+    first_pairs_by_hash,
     from_parallel,
     has_split,
     is_pair_source,
@@ -174,7 +176,7 @@ def load_alignment_data(config: TrainConfig) -> AlignmentData:
         train = read_pair_source(config.align_data, config.align_langs, split, config.english)
         dev = None
         if has_split(config.align_data, train.languages[0], DEV_SPLIT):
-            dev = read_pair_source(config.align_data, train.languages, DEV_SPLIT, config.english)
+            dev = dev_pairs(config.align_data, train.languages, config.english, config.dev_pairs)
         dev_source, heldout_ids, own_heldout = f"{config.align_data}/{DEV_SPLIT}", [], None
     else:
         available = available_languages(config.align_data)
@@ -182,12 +184,12 @@ def load_alignment_data(config: TrainConfig) -> AlignmentData:
         corpus = load_parallel(config.align_data, langs, config.align_split, config.max_sentences)
         train_rows, heldout_rows = train_data.heldout_split(corpus.ids, config.heldout_fraction)
         train = from_parallel(corpus, langs[0], train_rows)
-        dev = from_parallel(corpus, langs[0], heldout_rows) if len(heldout_rows) >= 2 else None
+        dev = None
+        if len(heldout_rows) >= 2:  # the held-out sentences' first --dev-pairs by id hash, as dev_pairs does
+            dev = first_pairs_by_hash(from_parallel(corpus, langs[0], heldout_rows), config.dev_pairs)
         heldout_ids = [corpus.ids[i] for i in heldout_rows]
         dev_source = f"{len(heldout_ids)} held-out sentences of {config.align_data}/{corpus.split}"
         own_heldout = corpus.select(heldout_rows) if dev is not None else None
-    if dev is not None:
-        dev = train_data.first_pairs_by_hash(dev, config.dev_pairs)
     eval_source = config.eval_data or ("udhr" if own_heldout is None else "heldout")
     evaluation, groups = None, {}
     if config.eval and eval_source != "none":
@@ -398,7 +400,7 @@ def _alignment_space(config, train, languages, model, tokenizer, layer, max_leng
     resumed = config.resume and saved.exists()
     sample = states = None
     if state.is_main_process:
-        sample = train_data.first_pairs_by_hash(train, config.space_sentences)
+        sample = first_pairs_by_hash(train, config.space_sentences)
         states = _sample_states(sample, languages, model, tokenizer, layer, max_length, config, trainer)
         if not resumed:
             SpaceStats.estimate(states, layer).save(out)
