@@ -7,10 +7,8 @@ import pytest
 import torch
 
 from midalign.analysis.metrics import (
-    ALL_METRICS,
     FUSED_MAX_SENTENCES,
     MEMORY_BYTES,
-    METRICS,
     Workspace,
     all_layer_metrics,
     check_metrics,
@@ -21,7 +19,7 @@ from midalign.analysis.metrics import (
     top_k_mean,
 )
 from midalign.errors import MidalignError
-from midalign.options import METRICS as OPTION_METRICS
+from midalign.options import METRICS, PAIR_METRICS
 
 
 def naive_pair(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> dict[str, float]:
@@ -63,7 +61,7 @@ def test_pair_metrics_match_naive_loop(scales: tuple[float, ...], memory_bytes: 
     for s in range(len(states)):
         for t in range(len(states)):
             want = naive_pair(states[s], states[t])
-            for name in METRICS:
+            for name in PAIR_METRICS:
                 assert got[name][s, t].item() == pytest.approx(want[name], abs=1e-5), (name, s, t)
 
 
@@ -122,7 +120,7 @@ def test_workspace_reused_across_sizes_gives_fresh_results() -> None:
         states = torch.from_numpy(rng.normal(size=(n_langs, n_sentences, 8)))
         alone = pair_metrics(states)
         shared = pair_metrics(states, workspace=workspace, memory_bytes=2 * n_sentences**2 * n_langs * 4 * 3)
-        for name in METRICS:
+        for name in PAIR_METRICS:
             torch.testing.assert_close(shared[name], alone[name])
 
 
@@ -211,7 +209,7 @@ def test_all_layer_metrics_pivot_metrics_fill_only_the_pivot_column() -> None:
 
 
 def test_metric_names_checked_and_shared_with_options() -> None:
-    assert tuple(OPTION_METRICS) == ALL_METRICS
+    assert tuple(METRICS) == (*PAIR_METRICS, "mexa", "cka")  # one vocabulary: options, which check_metrics uses
     assert check_metrics(["cka", "retrieval_acc"]) == ["retrieval_acc", "cka"]
     with pytest.raises(MidalignError, match=r"unknown metric.*mexaa.*choose from retrieval_acc"):
         check_metrics(["mexaa"])
@@ -227,11 +225,11 @@ def test_fused_scorer_is_bit_identical_to_eager_across_blocks_and_centring() -> 
     for center in (True, False):  # raw last: its results are checked against the naive loop below
         eager = pair_metrics(states, center=center, memory_bytes=small_blocks)
         fused = pair_metrics(states, center=center, memory_bytes=small_blocks, fused=True)
-        for name in METRICS:
+        for name in PAIR_METRICS:
             torch.testing.assert_close(fused[name], eager[name], rtol=0, atol=0, msg=name)
     for s, t in ((0, 1), (3, 8), (8, 2)):
         want = naive_pair(states[s].numpy(), states[t].numpy())
-        for name in METRICS:
+        for name in PAIR_METRICS:
             assert fused[name][s, t].item() == pytest.approx(want[name], abs=1e-5), (name, s, t)
 
 
@@ -241,7 +239,7 @@ def test_fused_scorer_steps_aside_above_its_sentence_limit(caplog: pytest.LogCap
         fused = pair_metrics(states, fused=True)
     assert "scoring eagerly" in caplog.text
     eager = pair_metrics(states)
-    for name in METRICS:
+    for name in PAIR_METRICS:
         torch.testing.assert_close(fused[name], eager[name], rtol=0, atol=0)
 
 
@@ -277,7 +275,7 @@ def test_pivot_pair_metrics_equal_every_pair_bit_for_bit(
     for pivot in range(n_langs):
         got = pivot_pair_metrics(states, pivot, center=center, memory_bytes=memory_bytes)
         cells = _pivot_cells(n_langs, pivot)
-        for name in METRICS:
+        for name in PAIR_METRICS:
             assert torch.equal(got[name][cells], every[name][cells]), (name, pivot)
             undefined = ~cells & ~torch.eye(n_langs, dtype=torch.bool)
             assert torch.isnan(got[name][undefined]).all(), (name, pivot)
@@ -294,7 +292,7 @@ def test_pivot_pair_metrics_see_the_pivot_not_the_others() -> None:
     other = pivot_pair_metrics(changed, 2)
     cells = _pivot_cells(5, 2)
     cells[0] = cells[:, 0] = False  # the pairs with language 0 may change, no other
-    for name in METRICS:
+    for name in PAIR_METRICS:
         assert torch.equal(base[name][cells], other[name][cells]), name
     with pytest.raises(MidalignError, match="pivot index 5 is outside the 5 languages"):
         pivot_pair_metrics(states, 5)
@@ -304,10 +302,10 @@ def test_all_layer_metrics_pivot_pairs_are_the_all_run_rows() -> None:
     rng = np.random.default_rng(6)
     langs = ["a", "b", "c", "d"]
     states = {lang: rng.normal(size=(16, 3, 8)).astype(np.float32) for lang in langs}
-    every = all_layer_metrics(states, langs, layers=[0, 2], metrics=ALL_METRICS, pivot="c")
-    pivot = all_layer_metrics(states, langs, layers=[0, 2], metrics=ALL_METRICS, pivot="c", pairs="pivot")
+    every = all_layer_metrics(states, langs, layers=[0, 2], metrics=METRICS, pivot="c")
+    pivot = all_layer_metrics(states, langs, layers=[0, 2], metrics=METRICS, pivot="c", pairs="pivot")
     cells = _pivot_cells(4, 2).numpy()
-    for name in ALL_METRICS:
+    for name in METRICS:
         np.testing.assert_array_equal(pivot[name][:, cells], every[name][:, cells])
         assert np.isnan(pivot[name][:, ~cells & ~np.eye(4, dtype=bool)]).all(), name  # self pairs: in no table
     with pytest.raises(MidalignError, match="need the pivot e among the languages"):

@@ -31,11 +31,11 @@ import torch
 from tqdm.auto import tqdm
 
 from midalign.errors import MidalignError
-from midalign.options import PAIR_METRICS, PAIRS, PIVOT_METRICS
+from midalign.options import METRICS, PAIR_METRICS, PAIRS, PIVOT_METRICS
 
 logger = logging.getLogger(__name__)
-METRICS = PAIR_METRICS  # every directed pair
-ALL_METRICS = METRICS + PIVOT_METRICS  # PIVOT_METRICS: every language against the pivot only
+# One vocabulary (midalign.options): PAIR_METRICS score every directed pair, PIVOT_METRICS every language against
+# the pivot only, METRICS is both.
 
 
 def prepare(states: torch.Tensor, center: bool = False) -> torch.Tensor:
@@ -270,12 +270,12 @@ def pair_metrics(
     """
     n_langs, n_sentences, _ = states.shape
     scorer = _scorer(states, margin_k, center, workspace, fused)
-    out = {name: torch.empty(n_langs, n_langs, device=scorer.unit.device) for name in METRICS}
+    out = {name: torch.empty(n_langs, n_langs, device=scorer.unit.device) for name in PAIR_METRICS}
     step = _block_size(n_langs, n_sentences, memory_bytes)
     for start in range(0, n_langs, step):
         stop = min(start + step, n_langs)
         forward, backward, _ = _score_pairs(scorer, start, stop, start, n_langs)
-        for name in METRICS:  # the block's rows, then its columns (the diagonal block is written twice, equal)
+        for name in PAIR_METRICS:  # the block's rows, then its columns (the diagonal block is written twice, equal)
             out[name][start:stop, start:] = forward[name]
             out[name][start:, start:stop] = backward[name].T
     return out
@@ -295,7 +295,7 @@ PIVOT_MIN_SENTENCES = 16
 
 def _pivot_entries(matrices: dict[str, torch.Tensor], pivot: int) -> dict[str, torch.Tensor]:
     """Keep only the pivot's row and column of [n, n] matrices (NaN elsewhere)."""
-    keep = torch.zeros_like(matrices[METRICS[0]], dtype=torch.bool)
+    keep = torch.zeros_like(matrices[PAIR_METRICS[0]], dtype=torch.bool)
     keep[pivot] = keep[:, pivot] = True
     return {name: torch.where(keep, values, torch.nan) for name, values in matrices.items()}
 
@@ -327,7 +327,7 @@ def pivot_pair_metrics(
     if n_sentences < PIVOT_MIN_SENTENCES:
         return _pivot_entries(pair_metrics(states, margin_k, center, memory_bytes, workspace, fused), pivot)
     scorer = _scorer(states, margin_k, center, workspace, fused)
-    out = {name: torch.full((n_langs, n_langs), torch.nan, device=scorer.unit.device) for name in METRICS}
+    out = {name: torch.full((n_langs, n_langs), torch.nan, device=scorer.unit.device) for name in PAIR_METRICS}
     step = _block_size(n_langs, n_sentences, memory_bytes)
     block_start = pivot // step * step
     block_stop = min(block_start + step, n_langs)
@@ -446,10 +446,10 @@ def pivot_metrics(states: torch.Tensor, pivot: int, center: bool = False) -> dic
 
 def check_metrics(metrics: Sequence[str]) -> list[str]:
     """The metric names in canonical order; an unknown name is an error naming the known ones."""
-    unknown = [name for name in metrics if name not in ALL_METRICS]
+    unknown = [name for name in metrics if name not in METRICS]
     if unknown:
-        raise MidalignError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(ALL_METRICS)}")
-    return [name for name in ALL_METRICS if name in metrics]
+        raise MidalignError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    return [name for name in METRICS if name in metrics]
 
 
 def all_layer_metrics(
@@ -459,7 +459,7 @@ def all_layer_metrics(
     margin_k: int = 4,
     center: bool = False,
     device: str | torch.device = "cpu",
-    metrics: Sequence[str] = METRICS,
+    metrics: Sequence[str] = PAIR_METRICS,
     pivot: str | None = None,
     pairs: str = "all",
 ) -> dict[str, np.ndarray]:
@@ -472,7 +472,7 @@ def all_layer_metrics(
     metrics = check_metrics(metrics)
     if pairs not in PAIRS:
         raise MidalignError(f"unknown pairs {pairs!r}; choose from {', '.join(PAIRS)}")
-    wanted_pairs = [name for name in metrics if name in METRICS]
+    wanted_pairs = [name for name in metrics if name in PAIR_METRICS]
     wanted_pivot = [name for name in metrics if name in PIVOT_METRICS]
     need_pivot = wanted_pivot + (wanted_pairs if pairs == "pivot" else [])
     if need_pivot and pivot not in languages:

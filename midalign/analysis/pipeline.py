@@ -16,7 +16,7 @@ import torch
 
 from midalign import distributed
 from midalign.analysis.anisotropy import anisotropy_layers
-from midalign.analysis.metrics import ALL_METRICS, PIVOT_METRICS, all_layer_metrics
+from midalign.analysis.metrics import all_layer_metrics
 from midalign.analysis.select import select_layer
 from midalign.analysis.tables import ANISOTROPY_FILE, layer_summary, pairs_frame, per_language_frame
 from midalign.cli import prepare_output_dir
@@ -26,7 +26,7 @@ from midalign.errors import MidalignError
 from midalign.models.cache import StateCache
 from midalign.models.extract import cache_keys, extract_corpus
 from midalign.models.representations import num_blocks
-from midalign.options import AnalyzeConfig
+from midalign.options import METRICS, PIVOT_METRICS, AnalyzeConfig
 from midalign.records import AnalysisRecord
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def resolve_metrics(config: AnalyzeConfig, languages: Sequence[str]) -> tuple[li
     By default the pivot metrics are skipped, with a warning, when the pivot is not analysed; named in --metrics,
     or picking the layer, they make it an error before any long work."""
     explicit = config.metrics is not None
-    metrics = [name for name in ALL_METRICS if name in (config.metrics if explicit else ALL_METRICS)]
+    metrics = [name for name in METRICS if name in (config.metrics if explicit else METRICS)]
     if config.pairs == "pivot":  # every pair metric needs the pivot then
         return metrics, _pivot_of_pairs(config, languages)
     pivot_metrics = [name for name in metrics if name in PIVOT_METRICS]
