@@ -10,13 +10,13 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from midalign.analysis.metrics import pair_metrics
+from midalign.analysis.metrics import pair_metrics, retrieval_hits
 from midalign.corpora.pairs import from_parallel, is_pair_source, load_pairs
 from midalign.corpora.parallel import load_parallel
 from midalign.train import main
 from midalign.training.data import AlignPair, tokenize_pairs
 from midalign.training.early_stopping import DevMonitor
-from midalign.training.evaluation import hits_table, retrieval_hits, summarize
+from midalign.training.evaluation import hits_table, summarize
 from tests.helpers import PAIRS_LIKE, tiny_tokenizer
 
 

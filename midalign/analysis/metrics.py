@@ -170,10 +170,22 @@ def fused_scorer() -> Callable[[torch.Tensor, int], BlockScores]:
     return torch.compile(score_block_functional, dynamic=True)
 
 
-def _hits(parallel: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
-    # A query is retrieved when its translation scores at least as high as every candidate, itself included (ties
-    # need duplicate sentences; they count as hits).
+def hits(parallel: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """1 where a query's translation scores at least as high as every candidate (itself included), else 0: the one
+    definition of a retrieval hit (ties need duplicate sentences; they count as hits)."""
     return (parallel >= best).float()
+
+
+def retrieval_hits(x: torch.Tensor, en: torch.Tensor, center: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sentence top-1 hits (x->en, en->x) of parallel pooled states x, en [N, H], by cosine of the `prepare`d
+    states (with `center`, each side minus its mean first): `pair_metrics`' retrieval, kept per sentence for the
+    bootstrap over sentences and for dev scores."""
+    unit_x, unit_en = (prepare(side[None], center)[0] for side in (x, en))  # [N, H] each
+    scores = unit_x @ unit_en.T  # [N(x), N(en)]
+    parallel = scores.diagonal()  # [N]
+    x_to_en = hits(parallel, scores.amax(dim=1)).bool()  # each x queries every English sentence
+    en_to_x = hits(parallel, scores.amax(dim=0)).bool()  # each English sentence queries every x
+    return x_to_en.numpy(), en_to_x.numpy()
 
 
 class _Scorer(NamedTuple):
@@ -229,12 +241,12 @@ def _score_pairs(
     # to its entry in the block.
     margin_parallel = parallel / (scores.source_density + scores.target_density).transpose(1, 2)  # [B, m, N]
     forward = {  # s -> t: each source sentence queries the target's sentences
-        "retrieval_acc": _hits(parallel, scores.row_best.transpose(1, 2)).mean(dim=2),
-        "margin_retrieval_acc": _hits(margin_parallel, scores.margin_row_best.transpose(1, 2)).mean(dim=2),
+        "retrieval_acc": hits(parallel, scores.row_best.transpose(1, 2)).mean(dim=2),
+        "margin_retrieval_acc": hits(margin_parallel, scores.margin_row_best.transpose(1, 2)).mean(dim=2),
     }
     backward = {  # t -> s: each target sentence queries the source's sentences
-        "retrieval_acc": _hits(parallel, scores.column_best.transpose(1, 2)).mean(dim=2),
-        "margin_retrieval_acc": _hits(margin_parallel, scores.margin_column_best.transpose(1, 2)).mean(dim=2),
+        "retrieval_acc": hits(parallel, scores.column_best.transpose(1, 2)).mean(dim=2),
+        "margin_retrieval_acc": hits(margin_parallel, scores.margin_column_best.transpose(1, 2)).mean(dim=2),
     }
     cosine, gap = _cosines(parallel.sum(dim=-1), scorer.total[start:stop, key_start:key_stop], n_sentences)
     forward["cosine"] = backward["cosine"] = cosine  # symmetric in s and t

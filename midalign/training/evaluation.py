@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from midalign.analysis.metrics import pair_metrics
+from midalign.analysis.metrics import pair_metrics, retrieval_hits
 from midalign.corpora.pairs import PairCorpus
 from midalign.corpora.parallel import ParallelCorpus
 from midalign.models.extract import extract_states, tokenize
@@ -120,17 +120,6 @@ def retrieval_eval(
     return tidy_metrics(states, english, stage)
 
 
-def retrieval_hits(x: torch.Tensor, en: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sentence top-1 hits (x->eng, eng->x) of parallel pooled states x, en [N, H] by cosine."""
-    unit_x = torch.nn.functional.normalize(x.float(), dim=-1)  # [N, H]
-    unit_en = torch.nn.functional.normalize(en.float(), dim=-1)  # [N, H]
-    scores = unit_x @ unit_en.T  # [N(x), N(en)]
-    parallel = scores.diagonal()  # [N]
-    x_to_en = parallel >= scores.amax(dim=1)  # each x queries every English sentence
-    en_to_x = parallel >= scores.amax(dim=0)  # each English sentence queries every x
-    return x_to_en.numpy(), en_to_x.numpy()
-
-
 def hits_table(
     states: Mapping[str, np.ndarray], english: str, ids: Sequence[str], stage: str, center: bool = False
 ) -> pd.DataFrame:
@@ -144,9 +133,7 @@ def hits_table(
         for layer in range(n_states):
             # Copied: cached states are read-only memory maps, which torch cannot wrap without a warning.
             x, en = torch.tensor(lang_states[:, layer]), torch.tensor(states[english][:, layer])  # [N, H] each
-            if center:
-                x, en = x - x.mean(dim=0), en - en.mean(dim=0)
-            hits = retrieval_hits(x, en)
+            hits = retrieval_hits(x, en, center)
             for direction, values in zip(DIRECTIONS, hits, strict=True):
                 frames.append(
                     pd.DataFrame(
@@ -251,8 +238,7 @@ def dev_scores(
     for lang, pairs in dev.pairs.items():
         x = torch.from_numpy(states[f"x:{lang}"][:, 0])  # [N, H]
         en = torch.from_numpy(states["en"][[position[i] for i in pairs.ids], 0])  # [N, H]
-        spaces = {"retrieval_acc": (x, en), "centered_retrieval_acc": (x - x.mean(0), en - en.mean(0))}
-        for metric, (a, b) in spaces.items():
-            x_to_en, en_to_x = retrieval_hits(a, b)
+        for metric, center in (("retrieval_acc", False), ("centered_retrieval_acc", True)):
+            x_to_en, en_to_x = retrieval_hits(x, en, center)
             scores[metric][lang] = float((x_to_en.mean() + en_to_x.mean()) / 2)
     return scores
