@@ -12,7 +12,8 @@ from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from midalign.merge import main
-from midalign.training.merge import MergeError, choose, load_adapter, merge, merge_adapters
+from midalign.training.adapters import MergeError, load_adapter, merge, merge_adapters
+from midalign.training.merge import choose
 
 # Weights agree to an fp32 rounding (~1e-7); a random tiny Gemma's norms amplify that to ~4e-6 of the outputs' scale.
 WEIGHT_TOLERANCE, OUTPUT_TOLERANCE = 1e-6, 5e-5

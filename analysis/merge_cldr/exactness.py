@@ -17,7 +17,7 @@ from peft import PeftModel
 
 from midalign.corpora.parallel import load_parallel
 from midalign.models.loading import load_model
-from midalign.training.merge import merge_adapters
+from midalign.training.adapters import merge_adapters
 
 TASK, ALIGN = "runs/transfer_cldr/baseline-s{seed}/adapter", "analysis/merge_cldr/align_matched-s{seed}/adapter"
 
