@@ -260,7 +260,8 @@ def run(config: AnalyzeConfig) -> dict:
                 compile_forward=config.compile,
             )
         del model  # the metrics need the memory more than the model now
-        return _score_and_write(config, out, states, corpus, identity, n_blocks, started, metrics, pivot, timer)
+        # Only the main process gets here (the others returned above), and it made `record`.
+        return _score_and_write(config, out, states, corpus, record, started, timer)
     finally:
         # Reached also when the main process fails, so that the others stop now rather than at the timeout (they
         # then find no selection.json and say so).
@@ -308,14 +309,13 @@ def _score_and_write(
     out: Path,
     states: dict,
     corpus,
-    identity: str,
-    n_blocks: int,
+    record: AnalysisRecord,
     started: float,
-    metrics: list[str],
-    pivot: str | None,
     timer: PhaseTimer,
 ) -> dict:
     """Score every directed pair at every layer, pick the layer, write tables, selection, figures and report."""
+    resolved = record.resolved  # what run() decided: model, depth, metrics and pivot
+    identity, n_blocks, metrics, pivot = resolved.model_identity, resolved.n_blocks, resolved.metrics, resolved.pivot
     languages = corpus.languages
     layers = list(range(n_blocks + 1))
     device = _resolve_device(config.device)
@@ -373,6 +373,6 @@ def _score_and_write(
 
         with timer("report"):
             write_report([out], out / "report.html")
-    AnalysisRecord.load(out).with_resolved(seconds=timer.seconds).save(out)
+    record.with_resolved(seconds=timer.seconds).save(out)  # the record this run saved at its start, completed
     logger.info("done in %.1f s (%s); results in %s", time.perf_counter() - started, timer.summary(), out)
     return selection
