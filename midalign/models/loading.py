@@ -129,15 +129,15 @@ def extraction_dtype(dtype: str, device: str = "auto") -> tuple[str, str]:
     if dtype != "auto":
         return dtype, "given"
     resolved = resolve_device(device)
-    if resolved.type == "cuda":
-        capable = torch.cuda.is_bf16_supported()
-        return ("bf16", "auto: GPU with bf16") if capable else ("fp32", "auto: GPU without bf16")
     if resolved.type == "cpu":
         units = cpu_bf16_units()
         if units:
             return "bf16", f"auto: CPU with native bf16 ({', '.join(units)})"
         return "fp32", "auto: CPU without native bf16 matrix units (bf16 would be emulated, slower than fp32)"
-    return "fp32", f"auto: {resolved.type}"
+    if resolved.type != "cuda":
+        return "fp32", f"auto: {resolved.type}"
+    capable = resolve_dtype("auto", device) == torch.bfloat16  # resolve_dtype's GPU rule, not a second copy of it
+    return ("bf16", "auto: GPU with bf16") if capable else ("fp32", "auto: GPU without bf16")
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: str = "auto") -> torch.dtype:
